@@ -1,0 +1,661 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/projections/dtcg"
+)
+
+// SkewTolerance is how far an event's wall time may fall behind a causal
+// ancestor's before conflicts flag it. It is a constant, not a setting: the
+// flags it produces are part of a conflict, which must read the same on
+// every site.
+const SkewTolerance = 5 * time.Second
+
+// Counts are a project's live tokens and components and open conflicts.
+type Counts struct {
+	Tokens     int64 `json:"tokens"`
+	Components int64 `json:"components"`
+	Conflicts  int64 `json:"conflicts"`
+}
+
+// ReadCounts returns the project's counts.
+func ReadCounts(r Reader) (Counts, error) {
+	var c Counts
+	b, ok, err := r.Get(metaKey)
+	if err != nil || !ok {
+		return c, err
+	}
+	err = json.Unmarshal(b, &c)
+	return c, err
+}
+
+// Fold appends evs to tx's log, in order, and folds each into the
+// projection; events already in the log are skipped. It returns the events
+// it appended. It is the only way events enter a store, which is what keeps
+// log and projection in agreement. The projection after Fold is a function
+// of the set of events in the log only.
+func Fold(tx Tx, evs []*events.Event) ([]*events.Event, error) {
+	f := newFolder(tx)
+	var appended []*events.Event
+	for _, e := range evs {
+		if err := checkEventFields(e); err != nil {
+			return nil, err
+		}
+		ok, err := tx.AppendLog(e)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		if err := f.apply(e); err != nil {
+			return nil, fmt.Errorf("fold event %s: %w", e.ID, err)
+		}
+		appended = append(appended, e)
+	}
+	if err := f.settle(); err != nil {
+		return nil, fmt.Errorf("settle projection: %w", err)
+	}
+	return appended, nil
+}
+
+// Replay folds events that are already in tx's log into the projection, in
+// the order given (total order, for a rebuild). The result is the same as
+// Fold's: a recompute may see events later than the one being replayed, but
+// the projection is a function of the set of events, and the fast path is
+// taken only when an event descends from every event its entity has.
+func Replay(tx Tx, evs []*events.Event) error {
+	f := newFolder(tx)
+	for _, e := range evs {
+		if err := f.apply(e); err != nil {
+			return fmt.Errorf("replay event %s: %w", e.ID, err)
+		}
+	}
+	return f.settle()
+}
+
+var componentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// ValidComponentName reports whether s may name a component.
+func ValidComponentName(s string) bool { return componentNameRE.MatchString(s) }
+
+// checkPath validates a path of the given kind.
+func checkPath(kind, path string) error {
+	switch kind {
+	case events.KindToken:
+		return dtcg.ValidatePath(path)
+	case events.KindComponent:
+		if !ValidComponentName(path) {
+			return fmt.Errorf("component name %q must be a letter or digit then up to 127 of letters, digits, '.', '_', '-'", path)
+		}
+	case events.KindProject:
+		if !events.ValidProject(path) {
+			return fmt.Errorf("invalid project id %q", path)
+		}
+	}
+	return nil
+}
+
+// checkEventFields checks what an event writes, independently of any state:
+// fields the kind has, a path that is a valid path of the kind, and the
+// envelope's path agreeing with a written path. Merged results (values that
+// fit types, aliases that resolve) are not checked here: they become
+// conflicts, because concurrent valid writes can combine into them.
+func checkEventFields(e *events.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	kind := e.Type.Kind()
+	bad := func(format string, args ...any) error {
+		return events.Errorf(events.EINVALID, "event %s: %s", e.ID, fmt.Sprintf(format, args...))
+	}
+	if kind == events.KindProject && e.Entity != e.Project {
+		return bad("a project event's entity must be the project id")
+	}
+	if err := checkPath(kind, e.Path); err != nil {
+		return bad("%v", err)
+	}
+	for _, c := range e.Changes {
+		if !fieldAllowed(kind, c.Field) {
+			return bad("a %s has no field %q", kind, c.Field)
+		}
+		if c.Field == FieldPath {
+			var p string
+			if err := json.Unmarshal(c.Value, &p); err != nil || p != e.Path {
+				return bad("written path %s does not match the event's path %q", c.Value, e.Path)
+			}
+		}
+	}
+	return nil
+}
+
+// folder carries what a Fold call has to settle once every event is in.
+type folder struct {
+	tx        Tx
+	conflicts conflictStore
+	counts    Counts
+	touched   bool
+	entities  map[string]bool // entity refs whose own conflicts to re-evaluate
+	paths     map[string]bool // kind + 0x00 + path whose claims changed
+	claimed   map[string]bool // kind + 0x00 + path whose claimers changed (collision to re-check)
+	refChecks map[string]bool // entity refs whose references to re-check
+	chains    map[string]bool // token paths whose transitive referrers to re-check
+}
+
+func newFolder(tx Tx) *folder {
+	return &folder{
+		tx:        tx,
+		conflicts: conflictStore{tx: tx},
+		entities:  map[string]bool{},
+		paths:     map[string]bool{},
+		claimed:   map[string]bool{},
+		refChecks: map[string]bool{},
+		chains:    map[string]bool{},
+	}
+}
+
+func (f *folder) loadEntity(kind, id string) (*Entity, error) {
+	b, ok, err := f.tx.Get(entityKey(kind, id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeEntity(b)
+}
+
+// apply folds one appended event into the projection.
+func (f *folder) apply(e *events.Event) error {
+	kind := e.Type.Kind()
+	old, err := f.loadEntity(kind, e.Entity)
+	if err != nil {
+		return err
+	}
+	var cur *Entity
+	if (old == nil && len(e.Parents) == 0) || (old != nil && old.descendsFromAll(e)) {
+		cur = applyOnTop(old, e)
+	} else {
+		// A late or concurrent event: recompute this entity from its history.
+		evs, err := f.tx.EntityEvents(e.Entity)
+		if err != nil {
+			return err
+		}
+		cur = recompute(kind, e.Entity, evs)
+	}
+	if err := f.tx.Set(entityKey(kind, e.Entity), encodeEntity(cur)); err != nil {
+		return err
+	}
+	return f.noteChange(old, cur)
+}
+
+// noteChange updates claims, references and counts for an entity that went
+// from old (nil: new) to cur, and records what must be settled.
+func (f *folder) noteChange(old, cur *Entity) error {
+	kind, id := cur.Kind, cur.ID
+	er := entityRef(kind, id)
+	oldLive, curLive := old != nil && old.claims(), cur.claims()
+	var oldPath, curPath string
+	var oldClaim, curClaim []byte
+	if oldLive {
+		oldPath = old.Path()
+		oldClaim, _ = json.Marshal(old.Field(FieldPath).Winner().Ref)
+	}
+	if curLive {
+		curPath = cur.Path()
+		curClaim, _ = json.Marshal(cur.Field(FieldPath).Winner().Ref)
+	}
+	if oldLive != curLive || oldPath != curPath || string(oldClaim) != string(curClaim) {
+		if oldLive {
+			if err := f.tx.Delete(claimKey(kind, oldPath, id)); err != nil {
+				return err
+			}
+			f.paths[kind+"\x00"+oldPath] = true
+		}
+		if curLive {
+			if err := f.tx.Set(claimKey(kind, curPath, id), curClaim); err != nil {
+				return err
+			}
+			f.paths[kind+"\x00"+curPath] = true
+		}
+	}
+	if oldLive != curLive {
+		d := int64(1)
+		if oldLive {
+			d = -1
+		}
+		switch kind {
+		case events.KindToken:
+			f.counts.Tokens += d
+		case events.KindComponent:
+			f.counts.Components += d
+		}
+		f.touched = true
+	}
+	var oldRefs, curRefs []string
+	if oldLive {
+		oldRefs = references(old)
+	}
+	if curLive {
+		curRefs = references(cur)
+	}
+	if !equalStrings(oldRefs, curRefs) {
+		for _, p := range oldRefs {
+			if err := f.tx.Delete(refKey(p, kind, id)); err != nil {
+				return err
+			}
+		}
+		for _, p := range curRefs {
+			if err := f.tx.Set(refKey(p, kind, id), nil); err != nil {
+				return err
+			}
+		}
+		if kind == events.KindToken && curLive {
+			f.chains[curPath] = true
+		}
+	}
+	if len(oldRefs) > 0 || len(curRefs) > 0 {
+		f.refChecks[er] = true
+	}
+	if curLive {
+		// A collision at its path shows each claimer's value: keep it current.
+		f.claimed[kind+"\x00"+curPath] = true
+	}
+	if hasEntityConflicts(old) || hasEntityConflicts(cur) {
+		f.entities[er] = true
+	}
+	return nil
+}
+
+// settle re-evaluates every conflict whose inputs changed, from the final
+// state: so the open conflicts are a function of the projection, not of the
+// order in which it was reached.
+func (f *folder) settle() error {
+	for _, kp := range sortedKeys(f.paths) {
+		kind, path, _ := strings.Cut(kp, "\x00")
+		f.claimed[kp] = true
+		if kind == events.KindToken {
+			f.chains[path] = true
+		}
+	}
+	for _, kp := range sortedKeys(f.claimed) {
+		kind, path, _ := strings.Cut(kp, "\x00")
+		if err := f.evalPath(kind, path); err != nil {
+			return err
+		}
+	}
+	// Everything whose alias chain passes through a changed path.
+	seen := map[string]bool{}
+	queue := sortedKeys(f.chains)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		err := f.tx.Scan(refPrefix(p), nil, func(k, _ []byte) error {
+			rest := k[len(refPrefix(p)):]
+			kind, id := kindOf(rest[0]), string(rest[1:])
+			f.refChecks[entityRef(kind, id)] = true
+			if kind == events.KindToken {
+				en, err := f.loadEntity(kind, id)
+				if err != nil {
+					return err
+				}
+				if en != nil && en.claims() {
+					queue = append(queue, en.Path())
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, er := range sortedKeys(f.refChecks) {
+		kind, id := splitEntityRef(er)
+		if err := f.evalRefs(kind, id); err != nil {
+			return err
+		}
+	}
+	for _, er := range sortedKeys(f.entities) {
+		kind, id := splitEntityRef(er)
+		if err := f.evalEntity(kind, id); err != nil {
+			return err
+		}
+	}
+	if f.touched || f.conflicts.delta != 0 {
+		c, err := ReadCounts(f.tx)
+		if err != nil {
+			return err
+		}
+		c.Tokens += f.counts.Tokens
+		c.Components += f.counts.Components
+		c.Conflicts += int64(f.conflicts.delta)
+		b, _ := json.Marshal(c)
+		if err := f.tx.Set(metaKey, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasEntityConflicts reports whether an entity's own state holds a conflict.
+func hasEntityConflicts(en *Entity) bool {
+	if en == nil {
+		return false
+	}
+	for i := range en.Fields {
+		if en.Fields[i].Conflicted() {
+			return true
+		}
+	}
+	return invalidValue(en) != nil
+}
+
+// invalidValue returns why a live token's merged $value does not fit its
+// $type, or nil.
+func invalidValue(en *Entity) error {
+	if en.Kind != events.KindToken || !en.Exists() {
+		return nil
+	}
+	var typ string
+	if err := json.Unmarshal(en.Value(FieldType), &typ); err != nil || typ == "" {
+		return nil
+	}
+	v := en.Value(FieldValue)
+	if v == nil {
+		return fmt.Errorf("$value is missing")
+	}
+	if !dtcg.IsType(typ) {
+		return fmt.Errorf("unknown $type %q", typ)
+	}
+	return dtcg.ValidateValue(typ, v)
+}
+
+// evalEntity re-evaluates an entity's own conflicts: value, delete-update
+// and invalid-value.
+func (f *folder) evalEntity(kind, id string) error {
+	en, err := f.loadEntity(kind, id)
+	if err != nil {
+		return err
+	}
+	want := map[string]*Conflict{}
+	if en != nil {
+		var evs []*events.Event // loaded once, for skew flags, when needed
+		loadEvents := func() []*events.Event {
+			if evs == nil {
+				evs, _ = f.tx.EntityEvents(id)
+			}
+			return evs
+		}
+		exists := en.Field(FieldExists)
+		if exists.Conflicted() || en.Exists() {
+			for i := range en.Fields {
+				fd := &en.Fields[i]
+				if !fd.Conflicted() {
+					continue
+				}
+				c := &Conflict{Kind: ConflictValue, EntityKind: kind, Entity: id, Path: en.Path(), Field: fd.Name,
+					Entities: []string{entityRef(kind, id)}}
+				if fd.Name == FieldExists {
+					c.Kind, c.Field = ConflictDeleteUpdate, ""
+				}
+				for _, w := range fd.Writers {
+					c.Candidates = append(c.Candidates, candidateOf(id, w))
+				}
+				flagWallSkew(c.Candidates, loadEvents(), SkewTolerance)
+				subject := entitySubjectPrefix(kind, id) + fd.Name
+				want[subject] = c.finish(subject)
+			}
+		}
+		if err := invalidValue(en); err != nil {
+			c := &Conflict{Kind: ConflictInvalidValue, EntityKind: kind, Entity: id, Path: en.Path(), Field: FieldValue,
+				Detail: err.Error(), Entities: []string{entityRef(kind, id)}}
+			tw, vw := en.Field(FieldType).Winner(), en.Field(FieldValue).Winner()
+			cands := []Write{tw, vw}
+			sort.Slice(cands, func(i, j int) bool { return cands[i].Position().Compare(cands[j].Position()) < 0 })
+			for i, w := range cands {
+				if i > 0 && w.ID == cands[i-1].ID {
+					continue
+				}
+				c.Candidates = append(c.Candidates, candidateOf(id, w))
+			}
+			subject := entitySubjectPrefix(kind, id) + "\x01invalid"
+			want[subject] = c.finish(subject)
+		}
+	}
+	have, err := f.conflicts.subjectsWithPrefix(entitySubjectPrefix(kind, id))
+	if err != nil {
+		return err
+	}
+	for _, s := range have {
+		if want[s] == nil {
+			if err := f.conflicts.clear(s); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range sortedKeys(want) {
+		if err := f.conflicts.put(want[s]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claim is a live entity holding a path.
+type claim struct {
+	id  string
+	ref Ref
+}
+
+// claims returns the live entities of kind holding path, winner last.
+func claims(r Reader, kind, path string) ([]claim, error) {
+	var out []claim
+	prefix := claimPrefix(kind, path)
+	err := r.Scan(prefix, nil, func(k, v []byte) error {
+		c := claim{id: string(k[len(prefix):])}
+		if err := json.Unmarshal(v, &c.ref); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ref.Position().Compare(out[j].ref.Position()) < 0 })
+	return out, err
+}
+
+// evalPath re-evaluates the path-collision conflict at one path.
+func (f *folder) evalPath(kind, path string) error {
+	subject := pathSubject(kind, path)
+	cl, err := claims(f.tx, kind, path)
+	if err != nil {
+		return err
+	}
+	if len(cl) < 2 {
+		return f.conflicts.clear(subject)
+	}
+	c := &Conflict{Kind: ConflictPathCollision, EntityKind: kind, Path: path, Field: FieldPath}
+	for _, x := range cl {
+		en, err := f.loadEntity(kind, x.id)
+		if err != nil {
+			return err
+		}
+		v := json.RawMessage("null")
+		if kind == events.KindToken && en.Value(FieldValue) != nil {
+			v = en.Value(FieldValue)
+		}
+		c.Candidates = append(c.Candidates, candidateOf(x.id, Write{Ref: x.ref, Value: v}))
+		c.Entities = append(c.Entities, entityRef(kind, x.id))
+	}
+	c.Entity = c.Candidates[len(c.Candidates)-1].Entity
+	return f.conflicts.put(c.finish(subject))
+}
+
+// references returns the token paths a live entity's winning values name:
+// a token's aliases, a component's token list. Sorted, unique.
+func references(en *Entity) []string {
+	switch en.Kind {
+	case events.KindToken:
+		v := en.Value(FieldValue)
+		if v == nil {
+			return nil
+		}
+		refs, err := dtcg.References(v)
+		if err != nil {
+			return nil
+		}
+		return refs
+	case events.KindComponent:
+		var paths []string
+		if err := json.Unmarshal(en.Value(FieldTokens), &paths); err != nil {
+			return nil
+		}
+		sort.Strings(paths)
+		out := paths[:0]
+		for i, p := range paths {
+			if i == 0 || p != paths[i-1] {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// winnerAt returns the live token holding path (the collision winner), or nil.
+func winnerAt(r Reader, kind, path string) (*Entity, error) {
+	cl, err := claims(r, kind, path)
+	if err != nil || len(cl) == 0 {
+		return nil, err
+	}
+	b, ok, err := r.Get(entityKey(kind, cl[len(cl)-1].id))
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeEntity(b)
+}
+
+// evalRefs re-evaluates an entity's dangling-alias and alias-cycle conflicts.
+func (f *folder) evalRefs(kind, id string) error {
+	en, err := f.loadEntity(kind, id)
+	if err != nil {
+		return err
+	}
+	refField := FieldValue
+	if kind == events.KindComponent {
+		refField = FieldTokens
+	}
+	var dangling, cycle *Conflict
+	if en != nil && en.claims() {
+		refs := references(en)
+		var missing []string
+		for _, p := range refs {
+			cl, err := claims(f.tx, events.KindToken, p)
+			if err != nil {
+				return err
+			}
+			if len(cl) == 0 {
+				missing = append(missing, p)
+			}
+		}
+		w := en.Field(refField)
+		if len(missing) > 0 {
+			dangling = &Conflict{Kind: ConflictDanglingAlias, EntityKind: kind, Entity: id, Path: en.Path(), Field: refField,
+				Candidates: []Candidate{candidateOf(id, w.Winner())},
+				Detail:     "names no live token: " + strings.Join(missing, ", "),
+				Entities:   []string{entityRef(kind, id)}}
+		}
+		if kind == events.KindToken && len(refs) > 0 {
+			loop, err := aliasCycle(f.tx, en)
+			if err != nil {
+				return err
+			}
+			if loop != nil {
+				cycle = &Conflict{Kind: ConflictAliasCycle, EntityKind: kind, Entity: id, Path: en.Path(), Field: refField,
+					Candidates: []Candidate{candidateOf(id, w.Winner())},
+					Detail:     "aliases loop: " + strings.Join(loop, " -> "),
+					Entities:   []string{entityRef(kind, id)}}
+			}
+		}
+	}
+	for subject, c := range map[string]*Conflict{refSubject(kind, id): dangling, cycleSubject(id): cycle} {
+		if kind != events.KindToken && subject == cycleSubject(id) {
+			continue
+		}
+		if c == nil {
+			err = f.conflicts.clear(subject)
+		} else {
+			err = f.conflicts.put(c.finish(subject))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// aliasCycle reports whether following aliases from token en comes back to
+// en, and returns the loop of paths when it does. Paths are visited in
+// sorted order, so the loop found is the same on every site.
+func aliasCycle(r Reader, en *Entity) ([]string, error) {
+	start := en.Path()
+	onPath := map[string]bool{}
+	done := map[string]bool{}
+	var stack []string
+	var visit func(path string, refs []string) ([]string, error)
+	visit = func(path string, refs []string) ([]string, error) {
+		onPath[path] = true
+		stack = append(stack, path)
+		for _, p := range refs {
+			if p == start {
+				return append(append([]string(nil), stack...), start), nil
+			}
+			if onPath[p] || done[p] {
+				continue
+			}
+			t, err := winnerAt(r, events.KindToken, p)
+			if err != nil {
+				return nil, err
+			}
+			if t == nil {
+				continue
+			}
+			if loop, err := visit(p, references(t)); loop != nil || err != nil {
+				return loop, err
+			}
+		}
+		stack = stack[:len(stack)-1]
+		onPath[path] = false
+		done[path] = true
+		return nil, nil
+	}
+	return visit(start, references(en))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
