@@ -1,0 +1,253 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects and streams. Each site publishes every event it holds, its own and
+// those it received, to its own stream, one message per event:
+//
+//	stream   DSS-<site>
+//	subject  dss.<site>.ev.<project>
+//	headers  Nats-Msg-Id: <event id>, Dss-Commit: <local commit number>
+//	payload  the event as JSON (CONTRACT.md §2)
+//
+// The stream's sequence equals the site's local commit number: the outbox
+// publishes commit n with Nats-Expected-Last-Sequence n-1, so a message is
+// stored once, in order, or refused.
+const (
+	HeaderCommit = "Dss-Commit"
+)
+
+// StreamName returns the name of a site's event stream.
+func StreamName(site string) string { return "DSS-" + site }
+
+// EventSubject returns the subject a site publishes a project's events on.
+func EventSubject(site, project string) string { return "dss." + site + ".ev." + project }
+
+// StreamSubjects returns the subjects of a site's stream.
+func StreamSubjects(site string) []string { return []string{"dss." + site + ".ev.>"} }
+
+// EnsureStream creates the site's stream, or updates it to the expected
+// configuration, and returns it.
+func EnsureStream(ctx context.Context, js natsjs.JetStream, site string) (natsjs.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+		Name:        StreamName(site),
+		Description: "dss-sync events held by site " + site,
+		Subjects:    StreamSubjects(site),
+		Storage:     natsjs.FileStorage,
+		Retention:   natsjs.LimitsPolicy,
+		Duplicates:  2 * time.Minute,
+		MaxMsgSize:  4 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", StreamName(site), err)
+	}
+	return st, nil
+}
+
+// Cursor persists the outbox's position (the last commit number JetStream
+// acknowledged) where the site keeps its state.
+type Cursor interface {
+	Load() (uint64, error)
+	Store(uint64) error
+}
+
+// Outbox publishes a site's durable commit feed to the site's stream, each
+// event exactly once and in commit order, across crashes: it resumes from the
+// stream's own last sequence, which is the last commit JetStream stored.
+type Outbox struct {
+	site   string
+	js     natsjs.JetStream
+	feed   events.Feed
+	cursor Cursor
+	logger *slog.Logger
+	batch  int
+
+	published atomic.Uint64 // last commit number JetStream acknowledged
+	notify    chan struct{}
+}
+
+// OutboxConfig configures an Outbox.
+type OutboxConfig struct {
+	Site   string
+	Conn   *nats.Conn
+	Feed   events.Feed
+	Cursor Cursor
+	Logger *slog.Logger
+	// Batch is how many events are in flight at once. Default 1024.
+	Batch int
+}
+
+// NewOutbox returns an outbox; Run starts it.
+func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
+	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1024
+	}
+	return &Outbox{site: cfg.Site, js: js, feed: cfg.Feed, cursor: cfg.Cursor, logger: cfg.Logger, batch: cfg.Batch, notify: make(chan struct{}, 1)}, nil
+}
+
+// Published returns the last commit number JetStream has acknowledged.
+func (o *Outbox) Published() uint64 { return o.published.Load() }
+
+// Lag returns how many durable events are not yet published.
+func (o *Outbox) Lag() uint64 {
+	last, pub := o.feed.Last(), o.published.Load()
+	if last < pub {
+		return 0
+	}
+	return last - pub
+}
+
+// Run publishes until ctx ends. Failures (JetStream unavailable, the stream
+// changed under it) are logged and retried with backoff; Run returns only
+// ctx's error.
+func (o *Outbox) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := o.run(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		o.logger.Warn("outbox paused", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		if backoff < 5*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+// errStreamMoved says the stream is not where the outbox thought: resync.
+var errStreamMoved = errors.New("stream sequence moved")
+
+func (o *Outbox) run(ctx context.Context) error {
+	st, err := EnsureStream(ctx, o.js, o.site)
+	if err != nil {
+		return err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream info: %w", err)
+	}
+	pos := info.State.LastSeq
+	if saved, err := o.cursor.Load(); err == nil && saved > pos {
+		o.logger.Warn("JetStream holds fewer events than it acknowledged; republishing from the log",
+			"stream", StreamName(o.site), "acknowledged", saved, "stored", pos)
+	}
+	if last := o.feed.Last(); pos > last {
+		return fmt.Errorf("stream %s has %d messages but the log only %d commits: the JetStream store does not belong to this data dir",
+			StreamName(o.site), pos, last)
+	}
+	o.setPublished(pos)
+	for {
+		if err := o.feed.Wait(ctx, pos); err != nil {
+			return err
+		}
+		batch, err := o.feed.Read(ctx, pos, o.batch)
+		if err != nil {
+			return fmt.Errorf("read feed: %w", err)
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if pos, err = o.publish(ctx, batch); err != nil {
+			return err
+		}
+		if err := o.cursor.Store(pos); err != nil {
+			o.logger.Warn("outbox cursor not saved", "err", err)
+		}
+	}
+}
+
+// publish sends a batch and returns the last commit number acknowledged.
+func (o *Outbox) publish(ctx context.Context, batch []events.Committed) (uint64, error) {
+	futures := make([]natsjs.PubAckFuture, 0, len(batch))
+	for _, c := range batch {
+		payload, err := json.Marshal(c.Event)
+		if err != nil {
+			return 0, err
+		}
+		msg := &nats.Msg{Subject: EventSubject(o.site, c.Event.Project), Data: payload, Header: nats.Header{}}
+		msg.Header.Set(HeaderCommit, strconv.FormatUint(c.Seq, 10))
+		for {
+			f, err := o.js.PublishMsgAsync(msg, natsjs.WithMsgID(c.Event.ID.String()), natsjs.WithExpectLastSequence(c.Seq-1))
+			if errors.Is(err, natsjs.ErrTooManyStalledMsgs) {
+				select {
+				case <-o.js.PublishAsyncComplete():
+				case <-time.After(50 * time.Millisecond):
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("publish commit %d: %w", c.Seq, err)
+			}
+			futures = append(futures, f)
+			break
+		}
+	}
+	var last uint64
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Sequence != batch[i].Seq {
+				return last, fmt.Errorf("commit %d stored as stream seq %d: %w", batch[i].Seq, ack.Sequence, errStreamMoved)
+			}
+			last = batch[i].Seq
+			o.setPublished(last)
+		case err := <-f.Err():
+			return last, fmt.Errorf("publish commit %d: %w", batch[i].Seq, err)
+		case <-ctx.Done():
+			return last, ctx.Err()
+		}
+	}
+	return last, nil
+}
+
+func (o *Outbox) setPublished(n uint64) {
+	o.published.Store(n)
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until every event durable when it was called is published, or
+// ctx ends.
+func (o *Outbox) Flush(ctx context.Context) error {
+	target := o.feed.Last()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for o.published.Load() < target {
+		select {
+		case <-o.notify:
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("outbox flush: %d of %d published: %w", o.published.Load(), target, ctx.Err())
+		}
+	}
+	return nil
+}

@@ -1,0 +1,210 @@
+// Package keys manages API keys: minting them, storing them hashed, and
+// checking a presented key in constant time.
+//
+// A key reads "dss_<id>_<secret>": id is a public identifier (it names the
+// key in lists and logs), secret is 256 random bits. Only SHA-256 of the
+// secret is stored; the key itself is shown once, when created. SHA-256 is
+// enough here (no slow hash) because the secret has full entropy.
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+)
+
+// Scopes a key may hold. admin implies write, write implies read.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+	ScopeAdmin = "admin"
+)
+
+// Key is a stored API key, without its secret.
+type Key struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"hash"` // hex SHA-256 of the secret
+	Scopes    []string  `json:"scopes"`
+	Projects  []string  `json:"projects,omitempty"` // empty: every project
+	CreatedAt time.Time `json:"createdAt"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
+}
+
+// Principal is who a request acts as: the key's name and what it may do.
+type Principal struct {
+	KeyID    string
+	Name     string
+	Scopes   []string
+	Projects []string
+}
+
+// Can reports whether the principal holds scope (directly or through a
+// higher one) for project. project "" is a site-wide operation: a key
+// limited to named projects may only read there.
+func (p *Principal) Can(scope, project string) bool {
+	rank := map[string]int{ScopeRead: 1, ScopeWrite: 2, ScopeAdmin: 3}
+	held := false
+	for _, s := range p.Scopes {
+		held = held || rank[s] >= rank[scope]
+	}
+	switch {
+	case !held:
+		return false
+	case len(p.Projects) == 0:
+		return true
+	case project == "":
+		return scope == ScopeRead
+	}
+	for _, x := range p.Projects {
+		if x == project {
+			return true
+		}
+	}
+	return false
+}
+
+// Bucket is the storage the keys live in (a pebble.Bucket).
+type Bucket interface {
+	Get(key string) ([]byte, bool, error)
+	Set(key string, value []byte) error
+	Scan(prefix string, fn func(key string, value []byte) error) error
+}
+
+// Store mints, stores and checks keys.
+type Store struct {
+	b    Bucket
+	now  func() time.Time
+	rand io.Reader
+}
+
+// NewStore returns a key store over b. now and r may be nil (time.Now,
+// crypto/rand).
+func NewStore(b Bucket, now func() time.Time, r io.Reader) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	if r == nil {
+		r = rand.Reader
+	}
+	return &Store{b: b, now: now, rand: r}
+}
+
+var (
+	idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+	tokenRE    = regexp.MustCompile(`^dss_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$`)
+	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+)
+
+// Create mints a key and returns its record and the secret token, which is
+// not stored anywhere and cannot be shown again.
+func (s *Store) Create(ctx context.Context, name string, scopes, projects []string, ttl time.Duration) (*Key, string, error) {
+	if !nameRE.MatchString(name) {
+		return nil, "", events.Errorf(events.EINVALID, "key name %q: letters, digits, '.', '_', '@', '-', at most 64", name)
+	}
+	for _, sc := range scopes {
+		if sc != ScopeRead && sc != ScopeWrite && sc != ScopeAdmin {
+			return nil, "", events.Errorf(events.EINVALID, "unknown scope %q", sc)
+		}
+	}
+	idb := make([]byte, 10)
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(s.rand, idb); err != nil {
+		return nil, "", err
+	}
+	if _, err := io.ReadFull(s.rand, secret); err != nil {
+		return nil, "", err
+	}
+	sec := base64.RawURLEncoding.EncodeToString(secret)
+	k := &Key{
+		ID: idEncoding.EncodeToString(idb), Name: name, Hash: hashSecret(sec),
+		Scopes: scopes, Projects: projects, CreatedAt: s.now().UTC(),
+	}
+	if ttl > 0 {
+		k.ExpiresAt = k.CreatedAt.Add(ttl)
+	}
+	if err := s.put(k); err != nil {
+		return nil, "", err
+	}
+	return k, "dss_" + k.ID + "_" + sec, nil
+}
+
+func hashSecret(sec string) string {
+	h := sha256.Sum256([]byte(sec))
+	return hex.EncodeToString(h[:])
+}
+
+func (s *Store) put(k *Key) error {
+	b, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	if err := s.b.Set(k.ID, b); err != nil {
+		return fmt.Errorf("store key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// List returns every key, revoked and expired ones included.
+func (s *Store) List(ctx context.Context) ([]*Key, error) {
+	var out []*Key
+	err := s.b.Scan("", func(_ string, v []byte) error {
+		k := &Key{}
+		if err := json.Unmarshal(v, k); err != nil {
+			return err
+		}
+		out = append(out, k)
+		return nil
+	})
+	return out, err
+}
+
+// Authenticate checks a presented token and returns who it acts for. Every
+// failure is the same EUNAUTHORIZED error, whatever the reason, so the
+// response tells an attacker nothing; the reason is in the error's cause.
+func (s *Store) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	deny := func(reason string) error {
+		return events.WrapError(events.EUNAUTHORIZED, "missing or invalid API key", fmt.Errorf("%s", reason))
+	}
+	m := tokenRE.FindStringSubmatch(strings.TrimSpace(token))
+	if m == nil {
+		return nil, deny("malformed key")
+	}
+	b, ok, err := s.b.Get(m[1])
+	if err != nil {
+		return nil, err
+	}
+	want := make([]byte, 64)
+	k := &Key{}
+	if ok {
+		if err := json.Unmarshal(b, k); err != nil {
+			return nil, err
+		}
+		copy(want, k.Hash)
+	}
+	// Compare even for an unknown id, so timing does not tell ids apart.
+	if subtle.ConstantTimeCompare([]byte(hashSecret(m[2])), want) != 1 || !ok {
+		return nil, deny("unknown key or wrong secret")
+	}
+	now := s.now()
+	if !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt) {
+		return nil, deny("key revoked")
+	}
+	if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+		return nil, deny("key expired")
+	}
+	return &Principal{KeyID: k.ID, Name: k.Name, Scopes: k.Scopes, Projects: k.Projects}, nil
+}
