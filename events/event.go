@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -206,18 +205,25 @@ const (
 	MaxValueBytes = 1 << 20
 )
 
-var (
-	siteRE    = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
-	projectRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
-)
+func lowerAlnumDash(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidSite reports whether s is a valid site id: [a-z0-9-]{1,32}.
-func ValidSite(s string) bool { return siteRE.MatchString(s) }
+func ValidSite(s string) bool { return len(s) >= 1 && len(s) <= 32 && lowerAlnumDash(s) }
 
 // ValidProject reports whether p is a valid project id: a lower-case letter or
 // digit, then up to 63 lower-case letters, digits or hyphens. Project ids are
 // used in NATS subjects and storage keys, so nothing else is allowed.
-func ValidProject(p string) bool { return projectRE.MatchString(p) }
+func ValidProject(p string) bool {
+	return len(p) >= 1 && len(p) <= 64 && p[0] != '-' && lowerAlnumDash(p)
+}
 
 // Validate checks the envelope's structure: ids, sizes, sorted unique parents
 // and changes, a known type. It does not check the hash, the chain, or what

@@ -31,7 +31,8 @@ type Change struct {
 	// $deprecated, $extensions) or the component's (description, props,
 	// variants, tokens), for put.
 	Data json.RawMessage `json:"data,omitempty"`
-	// IfMatch, when set, must equal the entity's current rev.
+	// IfMatch, when set, must equal the entity's current rev ("*": the
+	// entity must exist).
 	IfMatch string `json:"ifMatch,omitempty"`
 }
 
@@ -180,9 +181,9 @@ func (c *Change) normalize() error {
 	return nil
 }
 
-// decide turns one change into a draft against the current state of tx, or
-// nil when the change changes nothing.
-func decide(tx Tx, c *Change, actor string) (*events.Draft, *Result, error) {
+// decide turns one change (normalized; for a put, its parsed data) into a
+// draft against the current state of tx, or nil when it changes nothing.
+func decide(tx Tx, c *Change, fields map[string]json.RawMessage, actor string) (*events.Draft, *Result, error) {
 	res := &Result{Op: c.Op, Kind: c.Kind, Path: c.Path}
 	cur, err := winnerAt(tx, c.Kind, c.Path)
 	if err != nil {
@@ -191,7 +192,7 @@ func decide(tx Tx, c *Change, actor string) (*events.Draft, *Result, error) {
 	if cur != nil {
 		res.entity = cur.ID
 	}
-	if c.IfMatch != "" && (cur == nil || cur.Rev() != c.IfMatch) {
+	if c.IfMatch != "" && (cur == nil || (c.IfMatch != "*" && cur.Rev() != c.IfMatch)) {
 		return nil, nil, events.Errorf(events.EPRECONDITION, "%s %q is not at rev %q", c.Kind, c.Path, c.IfMatch)
 	}
 	setType, delType := events.TokenSet, events.TokenDelete
@@ -227,10 +228,6 @@ func decide(tx Tx, c *Change, actor string) (*events.Draft, *Result, error) {
 			Changes: events.Changes{{Field: FieldPath, Value: events.JSONString(c.To)}}}, res, nil
 	}
 
-	fields, err := parseData(c.Kind, c.Data)
-	if err != nil {
-		return nil, nil, err
-	}
 	names := TokenFields
 	if c.Kind == events.KindComponent {
 		names = ComponentFields
@@ -312,8 +309,7 @@ func checkReferences(tx Tx, touched map[string]bool, vacated map[string]bool) er
 			return invalid("alias cycle: %s", strings.Join(loop, " -> "))
 		}
 		if target, ok := dtcg.ParseAlias(en.Value(FieldValue)); ok && en.Value(FieldType) != nil {
-			var own string
-			_ = json.Unmarshal(en.Value(FieldType), &own)
+			own := en.StringValue(FieldType)
 			t, _ := winnerAt(tx, events.KindToken, target)
 			theirs, err := effectiveType(tx, t, 0)
 			if err != nil {
@@ -331,23 +327,25 @@ func checkReferences(tx Tx, touched map[string]bool, vacated map[string]bool) er
 			}
 			continue // the path is held again
 		}
+		refs, err := getStrings(tx, refKey(p))
+		if err != nil {
+			return err
+		}
 		var users []string
-		err := tx.Scan(refPrefix(p), nil, func(k, _ []byte) error {
-			rest := k[len(refPrefix(p)):]
-			kind, id := kindOf(rest[0]), string(rest[1:])
+		for _, u := range refs {
+			kind, id := splitEntityRef(u)
 			b, ok, err := tx.Get(entityKey(kind, id))
-			if err != nil || !ok {
+			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			en, err := decodeEntity(b)
 			if err != nil {
 				return err
 			}
 			users = append(users, fmt.Sprintf("%s %q", kind, en.Path()))
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		if len(users) > 0 {
 			sort.Strings(users)

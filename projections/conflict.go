@@ -184,7 +184,7 @@ func (s *conflictStore) put(c *Conflict) error {
 	}
 	for _, er := range c.Entities {
 		kind, id := splitEntityRef(er)
-		if err := s.tx.Set(involvesKey(kind, id, c.subject), nil); err != nil {
+		if err := addString(s.tx, involvesKey(kind, id), c.subject); err != nil {
 			return err
 		}
 	}
@@ -207,21 +207,27 @@ func (s *conflictStore) clear(subject string) error {
 func (s *conflictStore) unindex(c *Conflict) error {
 	for _, er := range c.Entities {
 		kind, id := splitEntityRef(er)
-		if err := s.tx.Delete(involvesKey(kind, id, c.subject)); err != nil {
+		if err := removeString(s.tx, involvesKey(kind, id), c.subject); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// subjectsWithPrefix lists the open conflicts' subjects starting with prefix.
-func (s *conflictStore) subjectsWithPrefix(prefix string) ([]string, error) {
+// subjectsWithPrefix lists the subjects of the open conflicts involving an
+// entity that start with prefix.
+func (s *conflictStore) subjectsWithPrefix(kind, id, prefix string) ([]string, error) {
+	all, err := getStrings(s.tx, involvesKey(kind, id))
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	err := s.tx.Scan(conflictKey(prefix), nil, func(k, _ []byte) error {
-		out = append(out, string(k[1:]))
-		return nil
-	})
-	return out, err
+	for _, subj := range all {
+		if strings.HasPrefix(subj, prefix) {
+			out = append(out, subj)
+		}
+	}
+	return out, nil
 }
 
 // flagWallSkew marks candidates whose wall time is earlier than their

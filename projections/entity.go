@@ -151,9 +151,23 @@ func (en *Entity) claims() bool {
 }
 
 // Path returns the winning path.
-func (en *Entity) Path() string {
+func (en *Entity) Path() string { return jsonString(en.Value(FieldPath)) }
+
+// StringValue returns a field's winning value when it is a JSON string, else "".
+func (en *Entity) StringValue(name string) string { return jsonString(en.Value(name)) }
+
+// jsonString decodes a JSON string value ("" for anything else). Stored
+// values are canonical: a string without escapes is its bytes between quotes.
+func jsonString(v json.RawMessage) string {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return ""
+	}
+	inner := v[1 : len(v)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner)
+	}
 	var s string
-	_ = json.Unmarshal(en.Value(FieldPath), &s)
+	_ = json.Unmarshal(v, &s)
 	return s
 }
 
@@ -380,20 +394,4 @@ func isAncestor(parents [][]int, a, b int) bool {
 		}
 	}
 	return false
-}
-
-func encodeEntity(en *Entity) []byte {
-	b, err := json.Marshal(en)
-	if err != nil {
-		panic("projections: encode entity: " + err.Error()) // only raw canonical JSON inside
-	}
-	return b
-}
-
-func decodeEntity(b []byte) (*Entity, error) {
-	en := &Entity{}
-	if err := json.Unmarshal(b, en); err != nil {
-		return nil, err
-	}
-	return en, nil
 }

@@ -45,41 +45,74 @@ func Fold(tx Tx, evs []*events.Event) ([]*events.Event, error) {
 	f := newFolder(tx)
 	var appended []*events.Event
 	for _, e := range evs {
-		if err := checkEventFields(e); err != nil {
-			return nil, err
-		}
-		ok, err := tx.AppendLog(e)
+		ok, err := f.fold(e, false, false)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			continue
+		if ok {
+			appended = append(appended, e)
 		}
-		if err := f.apply(e); err != nil {
-			return nil, fmt.Errorf("fold event %s: %w", e.ID, err)
-		}
-		appended = append(appended, e)
 	}
 	if err := f.settle(); err != nil {
-		return nil, fmt.Errorf("settle projection: %w", err)
+		return nil, err
 	}
 	return appended, nil
 }
 
-// Replay folds events that are already in tx's log into the projection, in
-// the order given (total order, for a rebuild). The result is the same as
-// Fold's: a recompute may see events later than the one being replayed, but
-// the projection is a function of the set of events, and the fast path is
-// taken only when an event descends from every event its entity has.
-func Replay(tx Tx, evs []*events.Event) error {
-	f := newFolder(tx)
+// fold appends one event and folds it, leaving conflicts and counts to
+// settle. Entities, claims and references are current after it: a later
+// decision in the same transaction sees them. fresh: this site just stamped
+// e; newEntity: e creates an entity whose id this site just made.
+func (f *folder) fold(e *events.Event, fresh, newEntity bool) (bool, error) {
+	if err := checkEventFields(e); err != nil {
+		return false, err
+	}
+	ok, err := f.tx.AppendLog(e, fresh)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := f.applyNew(e, newEntity); err != nil {
+		return false, fmt.Errorf("fold event %s: %w", e.ID, err)
+	}
+	return true, nil
+}
+
+// Rebuilder builds a projection afresh from a log, one entity at a time:
+// each entity's state is recompute over its whole history (the definition
+// of the projection), written once; claims, references and conflicts are
+// settled once at the end. The tx must hold an empty projection and the
+// events must already be in its log.
+type Rebuilder struct{ f *folder }
+
+// NewRebuilder returns a rebuilder writing into tx.
+func NewRebuilder(tx Tx) *Rebuilder { return &Rebuilder{f: newFolder(tx)} }
+
+// Entity folds the complete history of one entity id (its events in total
+// order; an id reused across kinds holds one entity per kind).
+func (r *Rebuilder) Entity(evs []*events.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	done := map[string]bool{}
 	for _, e := range evs {
-		if err := f.apply(e); err != nil {
-			return fmt.Errorf("replay event %s: %w", e.ID, err)
+		kind := e.Type.Kind()
+		if done[kind] {
+			continue
+		}
+		done[kind] = true
+		en := recompute(kind, e.Entity, evs)
+		if err := r.f.tx.Set(entityKey(kind, en.ID), encodeEntity(en)); err != nil {
+			return err
+		}
+		if err := r.f.noteChange(nil, en); err != nil {
+			return fmt.Errorf("rebuild entity %s: %w", en.ID, err)
 		}
 	}
-	return f.settle()
+	return nil
 }
+
+// Finish settles conflicts and writes the counts.
+func (r *Rebuilder) Finish() error { return r.f.settle() }
 
 var componentNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -145,6 +178,7 @@ type folder struct {
 	entities  map[string]bool // entity refs whose own conflicts to re-evaluate
 	paths     map[string]bool // kind + 0x00 + path whose claims changed
 	claimed   map[string]bool // kind + 0x00 + path whose claimers changed (collision to re-check)
+	collided  map[string]bool // kind + 0x00 + path held by two or more entities at some point of the transaction
 	refChecks map[string]bool // entity refs whose references to re-check
 	chains    map[string]bool // token paths whose transitive referrers to re-check
 }
@@ -156,6 +190,7 @@ func newFolder(tx Tx) *folder {
 		entities:  map[string]bool{},
 		paths:     map[string]bool{},
 		claimed:   map[string]bool{},
+		collided:  map[string]bool{},
 		refChecks: map[string]bool{},
 		chains:    map[string]bool{},
 	}
@@ -170,11 +205,17 @@ func (f *folder) loadEntity(kind, id string) (*Entity, error) {
 }
 
 // apply folds one appended event into the projection.
-func (f *folder) apply(e *events.Event) error {
+func (f *folder) apply(e *events.Event) error { return f.applyNew(e, false) }
+
+// applyNew is apply, knowing (newEntity) that the entity cannot exist yet.
+func (f *folder) applyNew(e *events.Event, newEntity bool) error {
 	kind := e.Type.Kind()
-	old, err := f.loadEntity(kind, e.Entity)
-	if err != nil {
-		return err
+	var old *Entity
+	if !newEntity {
+		var err error
+		if old, err = f.loadEntity(kind, e.Entity); err != nil {
+			return err
+		}
 	}
 	var cur *Entity
 	if (old == nil && len(e.Parents) == 0) || (old != nil && old.descendsFromAll(e)) {
@@ -200,27 +241,29 @@ func (f *folder) noteChange(old, cur *Entity) error {
 	er := entityRef(kind, id)
 	oldLive, curLive := old != nil && old.claims(), cur.claims()
 	var oldPath, curPath string
-	var oldClaim, curClaim []byte
+	var oldClaim, curClaim Ref
 	if oldLive {
-		oldPath = old.Path()
-		oldClaim, _ = json.Marshal(old.Field(FieldPath).Winner().Ref)
+		oldPath, oldClaim = old.Path(), old.Field(FieldPath).Winner().Ref
 	}
 	if curLive {
-		curPath = cur.Path()
-		curClaim, _ = json.Marshal(cur.Field(FieldPath).Winner().Ref)
+		curPath, curClaim = cur.Path(), cur.Field(FieldPath).Winner().Ref
 	}
-	if oldLive != curLive || oldPath != curPath || string(oldClaim) != string(curClaim) {
+	if oldLive != curLive || oldPath != curPath || oldClaim != curClaim {
 		if oldLive {
-			if err := f.tx.Delete(claimKey(kind, oldPath, id)); err != nil {
+			before, err := dropClaim(f.tx, kind, oldPath, id)
+			if err != nil {
 				return err
 			}
 			f.paths[kind+"\x00"+oldPath] = true
+			f.collided[kind+"\x00"+oldPath] = f.collided[kind+"\x00"+oldPath] || before >= 2
 		}
 		if curLive {
-			if err := f.tx.Set(claimKey(kind, curPath, id), curClaim); err != nil {
+			before, err := setClaim(f.tx, kind, curPath, id, curClaim)
+			if err != nil {
 				return err
 			}
 			f.paths[kind+"\x00"+curPath] = true
+			f.collided[kind+"\x00"+curPath] = f.collided[kind+"\x00"+curPath] || before+1 >= 2
 		}
 	}
 	if oldLive != curLive {
@@ -245,12 +288,12 @@ func (f *folder) noteChange(old, cur *Entity) error {
 	}
 	if !equalStrings(oldRefs, curRefs) {
 		for _, p := range oldRefs {
-			if err := f.tx.Delete(refKey(p, kind, id)); err != nil {
+			if err := removeString(f.tx, refKey(p), er); err != nil {
 				return err
 			}
 		}
 		for _, p := range curRefs {
-			if err := f.tx.Set(refKey(p, kind, id), nil); err != nil {
+			if err := addString(f.tx, refKey(p), er); err != nil {
 				return err
 			}
 		}
@@ -273,8 +316,13 @@ func (f *folder) noteChange(old, cur *Entity) error {
 
 // settle re-evaluates every conflict whose inputs changed, from the final
 // state: so the open conflicts are a function of the projection, not of the
-// order in which it was reached.
-func (f *folder) settle() error {
+// order in which it was reached. It also writes the counts.
+func (f *folder) settle() (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("settle projection: %w", err)
+		}
+	}()
 	for _, kp := range sortedKeys(f.paths) {
 		kind, path, _ := strings.Cut(kp, "\x00")
 		f.claimed[kp] = true
@@ -298,23 +346,23 @@ func (f *folder) settle() error {
 			continue
 		}
 		seen[p] = true
-		err := f.tx.Scan(refPrefix(p), nil, func(k, _ []byte) error {
-			rest := k[len(refPrefix(p)):]
-			kind, id := kindOf(rest[0]), string(rest[1:])
-			f.refChecks[entityRef(kind, id)] = true
-			if kind == events.KindToken {
-				en, err := f.loadEntity(kind, id)
-				if err != nil {
-					return err
-				}
-				if en != nil && en.claims() {
-					queue = append(queue, en.Path())
-				}
-			}
-			return nil
-		})
+		users, err := getStrings(f.tx, refKey(p))
 		if err != nil {
 			return err
+		}
+		for _, u := range users {
+			f.refChecks[u] = true
+			kind, id := splitEntityRef(u)
+			if kind != events.KindToken {
+				continue
+			}
+			en, err := f.loadEntity(kind, id)
+			if err != nil {
+				return err
+			}
+			if en != nil && en.claims() {
+				queue = append(queue, en.Path())
+			}
 		}
 	}
 	for _, er := range sortedKeys(f.refChecks) {
@@ -364,8 +412,8 @@ func invalidValue(en *Entity) error {
 	if en.Kind != events.KindToken || !en.Exists() {
 		return nil
 	}
-	var typ string
-	if err := json.Unmarshal(en.Value(FieldType), &typ); err != nil || typ == "" {
+	typ := en.StringValue(FieldType)
+	if typ == "" {
 		return nil
 	}
 	v := en.Value(FieldValue)
@@ -430,7 +478,7 @@ func (f *folder) evalEntity(kind, id string) error {
 			want[subject] = c.finish(subject)
 		}
 	}
-	have, err := f.conflicts.subjectsWithPrefix(entitySubjectPrefix(kind, id))
+	have, err := f.conflicts.subjectsWithPrefix(kind, id, entitySubjectPrefix(kind, id))
 	if err != nil {
 		return err
 	}
@@ -449,28 +497,6 @@ func (f *folder) evalEntity(kind, id string) error {
 	return nil
 }
 
-// claim is a live entity holding a path.
-type claim struct {
-	id  string
-	ref Ref
-}
-
-// claims returns the live entities of kind holding path, winner last.
-func claims(r Reader, kind, path string) ([]claim, error) {
-	var out []claim
-	prefix := claimPrefix(kind, path)
-	err := r.Scan(prefix, nil, func(k, v []byte) error {
-		c := claim{id: string(k[len(prefix):])}
-		if err := json.Unmarshal(v, &c.ref); err != nil {
-			return err
-		}
-		out = append(out, c)
-		return nil
-	})
-	sort.Slice(out, func(i, j int) bool { return out[i].ref.Position().Compare(out[j].ref.Position()) < 0 })
-	return out, err
-}
-
 // evalPath re-evaluates the path-collision conflict at one path.
 func (f *folder) evalPath(kind, path string) error {
 	subject := pathSubject(kind, path)
@@ -479,6 +505,11 @@ func (f *folder) evalPath(kind, path string) error {
 		return err
 	}
 	if len(cl) < 2 {
+		// A collision conflict exists only if the path had two claimers;
+		// claims change only in transactions, which note when they had.
+		if !f.collided[kind+"\x00"+path] {
+			return nil
+		}
 		return f.conflicts.clear(subject)
 	}
 	c := &Conflict{Kind: ConflictPathCollision, EntityKind: kind, Path: path, Field: FieldPath}
@@ -585,11 +616,18 @@ func (f *folder) evalRefs(kind, id string) error {
 			}
 		}
 	}
+	open, err := getStrings(f.tx, involvesKey(kind, id))
+	if err != nil {
+		return err
+	}
 	for subject, c := range map[string]*Conflict{refSubject(kind, id): dangling, cycleSubject(id): cycle} {
 		if kind != events.KindToken && subject == cycleSubject(id) {
 			continue
 		}
 		if c == nil {
+			if !contains(open, subject) {
+				continue // nothing open to clear
+			}
 			err = f.conflicts.clear(subject)
 		} else {
 			err = f.conflicts.put(c.finish(subject))

@@ -3,16 +3,16 @@ package projections
 import "github.com/dss-sync/dss-sync/events"
 
 // The projection's key space within a project. Every key starts with one
-// letter naming its table; paths never contain 0x00 (ValidatePath refuses
-// control characters), so 0x00 separates a path from what follows it and a
-// prefix scan on "path\x00" matches that path only.
+// letter naming its table. Indexes are posting lists under one key each, so
+// that the write path does point reads (which Pebble's bloom filters make
+// cheap) instead of opening an iterator per lookup.
 //
-//	e <kind> <entity id>                      -> entity state (Entity, JSON)
-//	p <kind> <path> 0x00 <entity id>          -> claim: a live entity holds path (value: Ref of its path write)
-//	r <path> 0x00 <kind> <entity id>          -> reference: a live entity's winning value names token path
-//	c <subject>                               -> open conflict (Conflict, JSON)
-//	i <kind> <entity id> 0x00 <subject>       -> the conflict <subject> involves the entity
-//	m                                         -> project counters (Counts, JSON)
+//	e <kind> <entity id>   -> entity state (Entity, binary)
+//	p <kind> <path>        -> claims: the live entities holding path, winner last
+//	r <path>               -> references: "kind:id" of the live entities naming token path
+//	c <subject>            -> open conflict (Conflict, JSON)
+//	i <kind> <entity id>   -> subjects of the open conflicts involving the entity
+//	m                      -> project counters (Counts, JSON)
 const (
 	tableEntity   = 'e'
 	tableClaim    = 'p'
@@ -35,49 +35,20 @@ func kindByte(kind string) byte {
 	return '?'
 }
 
-func kindOf(b byte) string {
-	switch b {
-	case 't':
-		return events.KindToken
-	case 'c':
-		return events.KindComponent
-	case 'P':
-		return events.KindProject
-	}
-	return ""
-}
-
 func entityKey(kind, id string) []byte {
 	return append([]byte{tableEntity, kindByte(kind)}, id...)
 }
 
-func claimPrefix(kind, path string) []byte {
-	k := append([]byte{tableClaim, kindByte(kind)}, path...)
-	return append(k, 0)
-}
+func claimKey(kind, path string) []byte { return append([]byte{tableClaim, kindByte(kind)}, path...) }
 
 func claimKindPrefix(kind string) []byte { return []byte{tableClaim, kindByte(kind)} }
 
-func claimKey(kind, path, id string) []byte { return append(claimPrefix(kind, path), id...) }
-
-func refPrefix(path string) []byte {
-	k := append([]byte{tableRef}, path...)
-	return append(k, 0)
-}
-
-func refKey(path, kind, id string) []byte {
-	return append(append(refPrefix(path), kindByte(kind)), id...)
-}
+func refKey(path string) []byte { return append([]byte{tableRef}, path...) }
 
 func conflictKey(subject string) []byte { return append([]byte{tableConflict}, subject...) }
 
-func involvesPrefix(kind, id string) []byte {
-	k := append([]byte{tableInvolves, kindByte(kind)}, id...)
-	return append(k, 0)
-}
-
-func involvesKey(kind, id, subject string) []byte {
-	return append(involvesPrefix(kind, id), subject...)
+func involvesKey(kind, id string) []byte {
+	return append([]byte{tableInvolves, kindByte(kind)}, id...)
 }
 
 var metaKey = []byte{tableMeta}

@@ -245,7 +245,7 @@ func (t *memTx) Vector() (events.Vector, error) {
 	return v, nil
 }
 
-func (t *memTx) AppendLog(e *events.Event) (bool, error) {
+func (t *memTx) AppendLog(e *events.Event, _ bool) (bool, error) {
 	if t.readOnly {
 		return false, errReadOnly
 	}

@@ -63,12 +63,8 @@ type ProjectCounts struct {
 }
 
 func involved(r Reader, kind, id string) (bool, error) {
-	found := false
-	err := r.Scan(involvesPrefix(kind, id), nil, func(_, _ []byte) error {
-		found = true
-		return events.StopScan
-	})
-	return found, err
+	_, ok, err := r.Get(involvesKey(kind, id))
+	return ok, err
 }
 
 func latestFields(en *Entity) (rev string, lamport uint64, at, by string) {
@@ -190,10 +186,8 @@ func substituteAliases(v json.RawMessage, resolved map[string]json.RawMessage) (
 // effectiveType returns a token's own $type, or for an alias without one,
 // its target's effective type ("" when unknown).
 func effectiveType(r Reader, en *Entity, depth int) (string, error) {
-	var typ string
 	if v := en.Value(FieldType); v != nil {
-		_ = json.Unmarshal(v, &typ)
-		return typ, nil
+		return jsonString(v), nil
 	}
 	p, ok := dtcg.ParseAlias(en.Value(FieldValue))
 	if !ok || depth >= maxAliasDepth {
@@ -245,7 +239,7 @@ func ReadProject(r Reader) (*Project, error) {
 		return nil, err
 	}
 	p := &Project{ID: r.Project(), Lamport: r.Lamport()}
-	_ = json.Unmarshal(en.Value(FieldName), &p.Name)
+	p.Name = en.StringValue(FieldName)
 	first := en.Field(FieldExists).Writers[0]
 	p.CreatedAt, p.CreatedBy = first.WallTime().Format(events.WallFormat), first.Actor
 	if p.Counts.Counts, err = ReadCounts(r); err != nil {
@@ -291,60 +285,34 @@ func (q Query) limit() int {
 // entity, in path order, until fn returns false or an error.
 func scanWinners(r Reader, kind string, q Query, fn func(path string, en *Entity) (bool, error)) error {
 	prefix := strings.TrimSuffix(q.Prefix, ".")
-	scanPrefix := claimKindPrefix(kind)
-	scanPrefix = append(scanPrefix, prefix...)
+	base := claimKindPrefix(kind)
 	var after []byte
 	if q.After != "" {
-		after = append(claimPrefix(kind, q.After), 0xff)
+		after = claimKey(kind, q.After)
 	}
-	var curPath string
-	var best claim
-	flush := func() (bool, error) {
-		if curPath == "" {
-			return true, nil
-		}
-		b, ok, err := r.Get(entityKey(kind, best.id))
-		if err != nil || !ok {
-			return false, err
-		}
-		en, err := decodeEntity(b)
-		if err != nil {
-			return false, err
-		}
-		return fn(curPath, en)
-	}
-	err := r.Scan(scanPrefix, after, func(k, v []byte) error {
-		rest := k[2:]
-		i := bytes.IndexByte(rest, 0)
-		path, id := string(rest[:i]), string(rest[i+1:])
+	return r.Scan(append(base, prefix...), after, func(k, v []byte) error {
+		path := string(k[len(base):])
 		if prefix != "" && path != prefix && !strings.HasPrefix(path, prefix+".") {
 			return nil
 		}
-		var ref Ref
-		if err := json.Unmarshal(v, &ref); err != nil {
+		cl, err := decodeClaims(v)
+		if err != nil || len(cl) == 0 {
 			return err
 		}
-		if path != curPath {
-			more, err := flush()
-			if err != nil {
-				return err
-			}
-			if !more {
-				return events.StopScan
-			}
-			curPath, best = path, claim{id: id, ref: ref}
-			return nil
+		b, ok, err := r.Get(entityKey(kind, cl[len(cl)-1].id))
+		if err != nil || !ok {
+			return err
 		}
-		if ref.Position().Compare(best.ref.Position()) > 0 {
-			best = claim{id: id, ref: ref}
+		en, err := decodeEntity(b)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
+		more, err := fn(path, en)
+		if err == nil && !more {
+			err = events.StopScan
+		}
 		return err
-	}
-	_, err = flush()
-	return err
+	})
 }
 
 // ReadTokens returns one page of tokens selected by q, in path order, and

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -184,34 +185,55 @@ func (s *Site) apply(ctx context.Context, project, actor string, changes []Chang
 	if len(changes) == 0 {
 		return nil, invalid("no changes")
 	}
+	// Parse and check every change before taking the store's lock.
+	parsed := make([]Change, len(changes))
+	fields := make([]map[string]json.RawMessage, len(changes))
+	for i, c := range changes {
+		where := func(err error) error {
+			if len(changes) == 1 {
+				return err
+			}
+			return prefixError(fmt.Sprintf("changes[%d] (%s %s %q)", i, c.Op, c.Kind, c.Path), err)
+		}
+		if err := c.normalize(); err != nil {
+			return nil, where(err)
+		}
+		if c.Op == OpPut {
+			f, err := parseData(c.Kind, c.Data)
+			if err != nil {
+				return nil, where(err)
+			}
+			fields[i] = f
+		}
+		parsed[i] = c
+	}
 	var results []*Result
 	err := s.store.Update(ctx, project, func(tx Tx) error {
 		if err := projectExists(tx); err != nil {
 			return err
 		}
+		f := newFolder(tx)
 		touched, vacated := map[string]bool{}, map[string]bool{}
-		results = make([]*Result, 0, len(changes))
-		for i := range changes {
-			c := changes[i]
+		results = make([]*Result, 0, len(parsed))
+		for i := range parsed {
+			c := &parsed[i]
 			where := func(err error) error {
-				if len(changes) == 1 {
+				if len(parsed) == 1 {
 					return err
 				}
 				return prefixError(fmt.Sprintf("changes[%d] (%s %s %q)", i, c.Op, c.Kind, c.Path), err)
 			}
-			if err := c.normalize(); err != nil {
-				return where(err)
-			}
-			d, res, err := decide(tx, &c, actor)
+			d, res, err := decide(tx, c, fields[i], actor)
 			if err != nil {
 				return where(err)
 			}
 			if d != nil {
+				created := d.Entity == ""
 				e, err := s.stamp(tx, *d)
 				if err != nil {
 					return err
 				}
-				if _, err := Fold(tx, []*events.Event{e}); err != nil {
+				if _, err := f.fold(e, true, created); err != nil {
 					return where(err)
 				}
 				res.Event, res.entity, res.event = &e.ID, e.Entity, e
@@ -223,6 +245,9 @@ func (s *Site) apply(ctx context.Context, project, actor string, changes []Chang
 			results = append(results, res)
 		}
 		if err := checkReferences(tx, touched, vacated); err != nil {
+			return err
+		}
+		if err := f.settle(); err != nil {
 			return err
 		}
 		if models {

@@ -50,8 +50,10 @@ type Tx interface {
 	// AppendLog appends e to the project's log, enforcing the rules of
 	// events.CheckAppend, and raises the Lamport mark. It returns false,
 	// and changes nothing, when the log already holds an event with e's id.
-	// Only Fold calls it: that is what keeps log and projection in step.
-	AppendLog(e *events.Event) (bool, error)
+	// fresh says e was just stamped by this site with an id it just made,
+	// so the store may skip looking for a duplicate. Only the fold calls
+	// it: that is what keeps log and projection in step.
+	AppendLog(e *events.Event, fresh bool) (bool, error)
 }
 
 // Storage keeps logs and projections. Update commits atomically and durably
