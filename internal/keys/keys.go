@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -51,6 +53,9 @@ type Principal struct {
 	Scopes   []string
 	Projects []string
 }
+
+// Actor returns the name recorded on the events the principal makes.
+func (p *Principal) Actor() string { return p.Name }
 
 // Can reports whether the principal holds scope (directly or through a
 // higher one) for project. project "" is a site-wide operation: a key
@@ -84,11 +89,17 @@ type Bucket interface {
 	Scan(prefix string, fn func(key string, value []byte) error) error
 }
 
-// Store mints, stores and checks keys.
+// Store mints, stores and checks keys. It keeps the key records in memory
+// (a site has few keys), loaded on first use; every change of a key goes
+// through the Store, which updates both.
 type Store struct {
 	b    Bucket
 	now  func() time.Time
 	rand io.Reader
+
+	mu     sync.RWMutex
+	loaded bool
+	byID   map[string]*Key
 }
 
 // NewStore returns a key store over b. now and r may be nil (time.Now,
@@ -152,24 +163,63 @@ func (s *Store) put(k *Key) error {
 	if err != nil {
 		return err
 	}
+	if err := s.load(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.b.Set(k.ID, b); err != nil {
 		return fmt.Errorf("store key %s: %w", k.ID, err)
 	}
+	s.byID[k.ID] = k
 	return nil
 }
 
-// List returns every key, revoked and expired ones included.
-func (s *Store) List(ctx context.Context) ([]*Key, error) {
-	var out []*Key
+// load reads every key record into memory, once.
+func (s *Store) load() error {
+	s.mu.RLock()
+	loaded := s.loaded
+	s.mu.RUnlock()
+	if loaded {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return nil
+	}
+	byID := map[string]*Key{}
 	err := s.b.Scan("", func(_ string, v []byte) error {
 		k := &Key{}
 		if err := json.Unmarshal(v, k); err != nil {
 			return err
 		}
-		out = append(out, k)
+		byID[k.ID] = k
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return fmt.Errorf("load keys: %w", err)
+	}
+	s.byID, s.loaded = byID, true
+	return nil
+}
+
+// List returns every key, revoked and expired ones included.
+func (s *Store) List(ctx context.Context) ([]*Key, error) {
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Key, 0, len(s.byID))
+	for _, k := range s.byID {
+		c := *k
+		out = append(out, &c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].CreatedAt.Before(out[j].CreatedAt) || out[i].CreatedAt.Equal(out[j].CreatedAt) && out[i].ID < out[j].ID
+	})
+	return out, nil
 }
 
 // Authenticate checks a presented token and returns who it acts for. Every
@@ -183,16 +233,16 @@ func (s *Store) Authenticate(ctx context.Context, token string) (*Principal, err
 	if m == nil {
 		return nil, deny("malformed key")
 	}
-	b, ok, err := s.b.Get(m[1])
-	if err != nil {
+	if err := s.load(); err != nil {
 		return nil, err
 	}
+	s.mu.RLock()
+	found, ok := s.byID[m[1]]
+	s.mu.RUnlock()
 	want := make([]byte, 64)
 	k := &Key{}
 	if ok {
-		if err := json.Unmarshal(b, k); err != nil {
-			return nil, err
-		}
+		k = found
 		copy(want, k.Hash)
 	}
 	// Compare even for an unknown id, so timing does not tell ids apart.

@@ -17,9 +17,10 @@ import (
 //	L project 0x00 position             -> event (events.Event.Marshal)
 //	I project 0x00 id(16)               -> position
 //	S project 0x00 site 0x00 seq(8)     -> hash(32) position
-//	N project 0x00 entity 0x00 position -> (empty)
-//	C commit(8)                         -> project 0x00 position
-//	V project 0x00 projection-key       -> projection value
+//	N project 0x00 entity 0x00 position -> event (the same bytes as L): an entity's history is one range scan
+//	C commit(8)                         -> project 0x00 n position... (events commit..commit+n-1)
+//	V project 0x00 gen(8) projection-key -> projection value, in the project's generation gen
+//	M "gen" 0x00 project                -> the project's current projection generation (8 bytes)
 //	P project                           -> (empty): the project has a log
 //	B bucket 0x00 key                   -> subsystem data (API keys, jobs)
 //	M name                              -> store metadata
@@ -84,7 +85,15 @@ func entityIndexKey(project, entity string, p events.Position) []byte {
 
 func commitKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte{tCommit}, seq) }
 
-func viewKey(project string, k []byte) []byte { return append(prefix(tView, project), k...) }
+func viewPrefix(project string, gen uint64) []byte {
+	return binary.BigEndian.AppendUint64(prefix(tView, project), gen)
+}
+
+func viewKey(project string, gen uint64, k []byte) []byte {
+	return append(viewPrefix(project, gen), k...)
+}
+
+func genKey(project string) []byte { return append([]byte{tMetadata}, "gen\x00"+project...) }
 
 func projectKey(project string) []byte { return append([]byte{tProject}, project...) }
 
@@ -98,4 +107,44 @@ func upperBound(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// encodeCommit encodes a commit record: the project and the positions of
+// the transaction's events, in commit order.
+func encodeCommit(project string, evs []*events.Event) []byte {
+	b := append([]byte(project), 0)
+	b = binary.AppendUvarint(b, uint64(len(evs)))
+	for _, e := range evs {
+		pos := appendPos(nil, e.Position())
+		b = binary.AppendUvarint(b, uint64(len(pos)))
+		b = append(b, pos...)
+	}
+	return b
+}
+
+// decodeCommit returns a commit record's project and positions.
+func decodeCommit(v []byte) (string, [][]byte, error) {
+	i := bytes.IndexByte(v, 0)
+	if i < 0 {
+		return "", nil, errBadKey
+	}
+	project, rest := string(v[:i]), v[i+1:]
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)) {
+		return "", nil, errBadKey
+	}
+	rest = rest[k:]
+	out := make([][]byte, 0, n)
+	for j := uint64(0); j < n; j++ {
+		l, k := binary.Uvarint(rest)
+		if k <= 0 || l > uint64(len(rest)-k) {
+			return "", nil, errBadKey
+		}
+		out = append(out, rest[k:k+int(l)])
+		rest = rest[k+int(l):]
+	}
+	if len(rest) != 0 {
+		return "", nil, errBadKey
+	}
+	return project, out, nil
 }

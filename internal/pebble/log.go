@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -44,26 +45,54 @@ func (s *Store) Read(ctx context.Context, after uint64, limit int) ([]events.Com
 	snap := s.db.NewSnapshot()
 	s.mu.Unlock()
 	defer snap.Close()
+	// The record holding commit after+1 starts at or before it.
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{tCommit}, UpperBound: commitKey(last + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
 	var out []events.Committed
-	err := scan(snap, commitKey(after+1), commitKey(last+1), func(k, v []byte) error {
-		seq := binary.BigEndian.Uint64(k[1:])
-		e, err := readAt(snap, append([]byte{tLog}, v...))
+	for ok := it.SeekLT(commitKey(after + 2)); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("commit %d: %w", seq, err)
+			return nil, err
 		}
-		out = append(out, events.Committed{Seq: seq, Event: e})
-		if limit > 0 && len(out) == limit {
-			return events.StopScan
+		base := binary.BigEndian.Uint64(it.Key()[1:])
+		project, positions, err := decodeCommit(v)
+		if err != nil {
+			return nil, fmt.Errorf("commit record %d: %w", base, err)
 		}
-		return ctx.Err()
-	})
-	return out, err
+		for i, pos := range positions {
+			seq := base + uint64(i)
+			if seq <= after || seq > last {
+				continue
+			}
+			e, err := readAt(snap, append(prefix(tLog, project), pos...))
+			if err != nil {
+				return nil, fmt.Errorf("commit %d: %w", seq, err)
+			}
+			out = append(out, events.Committed{Seq: seq, Event: e})
+			if limit > 0 && len(out) == limit {
+				return out, nil
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, it.Error()
 }
 
-// Rebuild discards a project's projection and folds it again from the log,
-// in total order, in bounded batches. It holds the append lock throughout:
-// no write happens meanwhile. Readers may see the projection partly built
-// until it returns.
+// RebuildBudget is how many bytes of projection a rebuild holds in memory
+// before it writes them to disk.
+var RebuildBudget = 96 << 20
+
+// Rebuild folds a project's projection afresh from its log, in total order,
+// into a new generation of the projection, then switches to it with one
+// synced write and drops the old one. Readers see the old projection until
+// the switch, never a partial one. It holds the append lock throughout: no
+// write happens meanwhile. Memory stays bounded by RebuildBudget: beyond it,
+// the new generation's state is written out and read back as needed.
 func (s *Store) Rebuild(ctx context.Context, project string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,39 +103,70 @@ func (s *Store) Rebuild(ctx context.Context, project string) error {
 	if err != nil {
 		return err
 	}
-	vp := prefix(tView, project)
-	if err := s.db.DeleteRange(vp, upperBound(vp), pebble.Sync); err != nil {
-		return fmt.Errorf("rebuild %s: clear projection: %w", project, err)
+	oldGen, newGen := st.gen, st.gen+1
+	np := viewPrefix(project, newGen)
+	if err := s.db.DeleteRange(np, upperBound(np), pebble.NoSync); err != nil { // a rebuild that died half-way
+		return fmt.Errorf("rebuild %s: %w", project, err)
 	}
-	const chunk = 8192
-	var after events.Position
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
+	s.values.clear()
+	t := newTx(s, project, st)
+	t.gen, t.fresh = newGen, true
+	defer t.discard()
+	spill := func() error { return t.spill(8 << 20) }
+	// One range scan of the entity index: each entity's events are together,
+	// in total order.
+	rb := projections.NewRebuilder(t)
+	ep := prefix(tEntity, project)
+	var group []*events.Event
+	var groupKey []byte // the entity part of the current group's keys
+	err = scan(s.db, ep, upperBound(ep), func(k, v []byte) error {
+		rest := k[len(ep):]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 {
+			return errBadKey
 		}
-		var batch []*events.Event
-		if err := scanEvents(s.db, project, after, func(e *events.Event) error {
-			batch = append(batch, e)
-			if len(batch) == chunk {
-				return events.StopScan
+		if !bytes.Equal(rest[:i], groupKey) {
+			if err := rb.Entity(group); err != nil {
+				return err
 			}
-			return nil
-		}); err != nil {
-			return err
+			if t.written > RebuildBudget {
+				if err := spill(); err != nil {
+					return err
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			group, groupKey = group[:0], append(groupKey[:0], rest[:i]...)
 		}
-		if len(batch) == 0 {
-			return s.db.Flush()
+		e, err := events.Unmarshal(v)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: entity index at %q: %w", project, k, err)
 		}
-		t := &tx{s: s, b: s.db.NewIndexedBatch(), project: project, base: st, lamport: st.lamport, commit: s.commit}
-		if err := projections.Replay(t, batch); err != nil {
-			t.b.Close()
-			return fmt.Errorf("rebuild %s: %w", project, err)
-		}
-		if err := s.db.Apply(t.b, pebble.NoSync); err != nil {
-			t.b.Close()
-			return err
-		}
-		t.b.Close()
-		after = batch[len(batch)-1].Position()
+		group = append(group, e)
+		return nil
+	})
+	if err == nil {
+		err = rb.Entity(group)
 	}
+	if err == nil {
+		err = rb.Finish()
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", project, err)
+	}
+	if err := spill(); err != nil {
+		return err
+	}
+	// Switch: the synced pointer write also syncs the WAL before it.
+	if err := s.db.Set(genKey(project), binary.BigEndian.AppendUint64(nil, newGen), pebble.Sync); err != nil {
+		return fmt.Errorf("rebuild %s: switch generation: %w", project, err)
+	}
+	st.gen = newGen
+	s.values.clear()
+	op := viewPrefix(project, oldGen)
+	if err := s.db.DeleteRange(op, upperBound(op), pebble.NoSync); err != nil {
+		s.logger.Warn("old projection generation not dropped", "project", project, "err", err)
+	}
+	return nil
 }

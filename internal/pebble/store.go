@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/projections"
 	"github.com/oklog/ulid/v2"
@@ -34,13 +35,24 @@ type Store struct {
 	logger *slog.Logger
 	noSync bool
 
-	mu       sync.Mutex // the append lock; guards projects and commit
+	mu       sync.Mutex // the append lock; guards projects, commit and the caches
 	projects map[string]*projectState
 	commit   uint64 // last commit number assigned
+	// values caches projection values (nil: known absent) recently read or
+	// written; lamports caches the Lamport time of recent events by id. Only
+	// transactions write projections, under the lock, so both stay exact.
+	values   *genCache[string, []byte]
+	lamports *genCache[eventKey, uint64]
 
 	durable  atomic.Uint64 // last commit number known fsynced
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced when durable advances
+}
+
+// eventKey names an event: ids are unique, but a log is per project.
+type eventKey struct {
+	project string
+	id      ulid.ULID
 }
 
 // projectState caches what stamping and appending need: the Lamport mark
@@ -49,14 +61,19 @@ type Store struct {
 type projectState struct {
 	lamport uint64
 	heads   map[string]events.Head
+	gen     uint64 // the projection's generation (see Rebuild)
 }
 
 // Options configures a Store.
 type Options struct {
 	// Logger receives the store's events. Default: slog.Default().
 	Logger *slog.Logger
-	// CacheSize is Pebble's block cache in bytes. Default 64 MiB.
+	// CacheSize is Pebble's block cache in bytes. Default 256 MiB: the write
+	// path's point reads (dedup, claims, entities) miss the cache when it is
+	// much smaller than the recently written data, and then read from disk.
 	CacheSize int64
+	// MemTableSize is Pebble's memtable size in bytes. Default 64 MiB.
+	MemTableSize uint64
 	// NoSync skips fsync. For benchmarks of the raw path only: with it,
 	// a crash loses acknowledged writes.
 	NoSync bool
@@ -72,23 +89,38 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = 64 << 20
+	}
 	if opts.CacheSize <= 0 {
-		opts.CacheSize = 64 << 20
+		opts.CacheSize = 256 << 20
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(dir, &pebble.Options{
+	po := &pebble.Options{
 		FormatMajorVersion: pebble.FormatNewest,
 		Cache:              cache,
 		Logger:             quietLogger{opts.Logger},
-	})
+		// Larger memtables: fewer flushes and less compaction under bursts
+		// of writes (each event writes several small keys).
+		MemTableSize: opts.MemTableSize,
+	}
+	// Bloom filters on every level: the write path does many point reads
+	// that miss (dedup by id, new entities, empty posting lists).
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{db: db, logger: opts.Logger, noSync: opts.NoSync, projects: map[string]*projectState{}, notify: make(chan struct{})}
+	s := &Store{db: db, logger: opts.Logger, noSync: opts.NoSync, projects: map[string]*projectState{}, notify: make(chan struct{}),
+		values:   newGenCache(32<<20, func(k string, v []byte) int { return len(k) + len(v) + 64 }),
+		lamports: newGenCache(8<<20, func(k eventKey, _ uint64) int { return 64 + len(k.project) }),
+	}
 	// Everything on disk at open is as durable as it will get.
 	last, err := s.lastCommit()
 	if err != nil {
@@ -131,7 +163,15 @@ func (s *Store) lastCommit() (uint64, error) {
 	if !it.Last() {
 		return 0, it.Error()
 	}
-	return binary.BigEndian.Uint64(it.Key()[1:]), nil
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return 0, err
+	}
+	_, pos, err := decodeCommit(v)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(it.Key()[1:]) + uint64(len(pos)) - 1, nil
 }
 
 // reader is what a Batch and a Snapshot have in common.
@@ -183,6 +223,11 @@ func scan(r reader, lo, hi []byte, fn func(k, v []byte) error) error {
 // loadState reads a project's Lamport mark and chain heads.
 func loadState(r reader, project string) (*projectState, error) {
 	st := &projectState{heads: map[string]events.Head{}}
+	if g, ok, err := get(r, genKey(project)); err != nil {
+		return nil, err
+	} else if ok && len(g) == 8 {
+		st.gen = binary.BigEndian.Uint64(g)
+	}
 	lp := prefix(tLog, project)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lp, UpperBound: upperBound(lp)})
 	if err != nil {
@@ -273,37 +318,33 @@ func (s *Store) prepare(project string, fn func(projections.Tx) error) (*pebble.
 	if err != nil {
 		return nil, 0, err
 	}
-	t := &tx{s: s, b: s.db.NewIndexedBatch(), project: project, base: st, lamport: st.lamport, commit: s.commit}
+	t := newTx(s, project, st)
 	if err := fn(t); err != nil {
-		t.b.Close()
+		t.discard()
 		return nil, 0, err
 	}
-	if t.b.Empty() {
-		t.b.Close()
+	b := t.batch()
+	if b.Empty() {
+		b.Close()
 		return nil, 0, nil
 	}
-	if len(t.appended) > 0 {
-		if err := t.b.Set(projectKey(project), nil, nil); err != nil {
-			t.b.Close()
-			return nil, 0, err
-		}
-	}
 	if s.noSync {
-		err = s.db.Apply(t.b, pebble.NoSync)
+		err = s.db.Apply(b, pebble.NoSync)
 	} else {
-		err = s.db.ApplyNoSyncWait(t.b, pebble.Sync)
+		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
 	}
 	if err != nil {
-		t.b.Close()
+		b.Close()
 		return nil, 0, fmt.Errorf("apply batch: %w", err)
 	}
 	// Applied: publish the transaction's effect on the cached state.
+	t.publish()
 	st.lamport = t.lamport
 	for site, h := range t.heads {
 		st.heads[site] = h
 	}
 	s.commit = t.commit
-	return t.b, t.commit, nil
+	return b, t.commit, nil
 }
 
 // markDurable raises the durable commit number to at least c. Pebble syncs
@@ -334,10 +375,16 @@ func (s *Store) View(ctx context.Context, project string, fn func(projections.Re
 		s.mu.Unlock()
 		return events.Errorf(events.EUNAVAILABLE, "store is closed")
 	}
+	st, err := s.state(project)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	gen := st.gen
 	snap := s.db.NewSnapshot()
 	s.mu.Unlock()
 	defer snap.Close()
-	return fn(&view{r: snap, project: project})
+	return fn(&view{r: snap, project: project, gen: gen})
 }
 
 // Projects implements projections.Storage.
@@ -354,26 +401,27 @@ func (s *Store) Projects(ctx context.Context) ([]string, error) {
 type view struct {
 	r       reader
 	project string
+	gen     uint64
 	state   *projectState
 }
 
 func (v *view) Project() string { return v.project }
 
-func (v *view) Get(key []byte) ([]byte, bool, error) { return get(v.r, viewKey(v.project, key)) }
+func (v *view) Get(key []byte) ([]byte, bool, error) { return get(v.r, viewKey(v.project, v.gen, key)) }
 
 func (v *view) Scan(prefix, after []byte, fn func(k, val []byte) error) error {
-	return scanView(v.r, v.project, prefix, after, fn)
+	return scanView(v.r, v.project, v.gen, prefix, after, fn)
 }
 
-func scanView(r reader, project string, p, after []byte, fn func(k, v []byte) error) error {
-	base := viewKey(project, nil)
-	lo := viewKey(project, p)
+func scanView(r reader, project string, gen uint64, p, after []byte, fn func(k, v []byte) error) error {
+	base := viewPrefix(project, gen)
+	lo := viewKey(project, gen, p)
 	hi := upperBound(lo)
 	if len(p) == 0 {
 		hi = upperBound(base)
 	}
 	if after != nil && bytes.Compare(after, p) >= 0 {
-		lo = append(viewKey(project, after), 0)
+		lo = append(viewKey(project, gen, after), 0)
 	}
 	return scan(r, lo, hi, func(k, val []byte) error {
 		return fn(append([]byte(nil), k[len(base):]...), append([]byte(nil), val...))
@@ -411,23 +459,16 @@ func (v *view) EntityEvents(entity string) ([]*events.Event, error) {
 
 func entityEvents(r reader, project, entity string) ([]*events.Event, error) {
 	p := prefix(tEntity, project, entity)
-	var keys [][]byte
-	err := scan(r, p, upperBound(p), func(k, _ []byte) error {
-		keys = append(keys, append(prefix(tLog, project), k[len(p):]...))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*events.Event, 0, len(keys))
-	for _, k := range keys {
-		e, err := readAt(r, k)
+	var out []*events.Event
+	err := scan(r, p, upperBound(p), func(k, v []byte) error {
+		e, err := events.Unmarshal(v)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("pebble: entity index at %q: %w", k, err)
 		}
 		out = append(out, e)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 func (v *view) ScanEvents(after events.Position, fn func(*events.Event) error) error {
@@ -498,109 +539,6 @@ func (v *view) Vector() (events.Vector, error) {
 		out[site] = h.Seq
 	}
 	return out, nil
-}
-
-// tx is a projections.Tx over an indexed batch, under the append lock.
-type tx struct {
-	s        *Store
-	b        *pebble.Batch
-	project  string
-	base     *projectState
-	lamport  uint64
-	heads    map[string]events.Head // heads changed by this transaction
-	commit   uint64
-	appended []*events.Event
-}
-
-func (t *tx) Project() string { return t.project }
-
-func (t *tx) Get(key []byte) ([]byte, bool, error) { return get(t.b, viewKey(t.project, key)) }
-
-func (t *tx) Scan(prefix, after []byte, fn func(k, v []byte) error) error {
-	return scanView(t.b, t.project, prefix, after, fn)
-}
-
-func (t *tx) Set(key, value []byte) error { return t.b.Set(viewKey(t.project, key), value, nil) }
-
-func (t *tx) Delete(key []byte) error { return t.b.Delete(viewKey(t.project, key), nil) }
-
-func (t *tx) Event(id ulid.ULID) (*events.Event, error) { return readEvent(t.b, t.project, id) }
-
-func (t *tx) EntityEvents(entity string) ([]*events.Event, error) {
-	return entityEvents(t.b, t.project, entity)
-}
-
-func (t *tx) ScanEvents(after events.Position, fn func(*events.Event) error) error {
-	return scanEvents(t.b, t.project, after, fn)
-}
-
-func (t *tx) SiteEvents(site string, after uint64, limit int) ([]*events.Event, error) {
-	return siteEvents(t.b, t.project, site, after, limit)
-}
-
-func (t *tx) Head(site string) (events.Head, error) {
-	if h, ok := t.heads[site]; ok {
-		return h, nil
-	}
-	return t.base.heads[site], nil
-}
-
-func (t *tx) Lamport() uint64 { return t.lamport }
-
-func (t *tx) Vector() (events.Vector, error) {
-	out := events.Vector{}
-	for site, h := range t.base.heads {
-		out[site] = h.Seq
-	}
-	for site, h := range t.heads {
-		out[site] = h.Seq
-	}
-	return out, nil
-}
-
-// AppendLog implements projections.Tx: the log's append rules, and one key
-// per index.
-func (t *tx) AppendLog(e *events.Event) (bool, error) {
-	if e.Project != t.project {
-		return false, events.Errorf(events.EINVALID, "event %s belongs to project %q, not %q", e.ID, e.Project, t.project)
-	}
-	_, dup, err := get(t.b, idKey(t.project, e.ID))
-	if err != nil || dup {
-		return false, err
-	}
-	head, _ := t.Head(e.Site)
-	lamport := func(id ulid.ULID) (uint64, bool, error) {
-		pos, ok, err := get(t.b, idKey(t.project, id))
-		if err != nil || !ok {
-			return 0, false, err
-		}
-		return binary.BigEndian.Uint64(pos), true, nil
-	}
-	if err := events.CheckAppend(e, head, lamport); err != nil {
-		return false, err
-	}
-	pos := appendPos(nil, e.Position())
-	t.commit++
-	for _, kv := range [...][2][]byte{
-		{logKey(t.project, e.Position()), e.Marshal()},
-		{idKey(t.project, e.ID), pos},
-		{siteKey(t.project, e.Site, e.Seq), append(e.Hash[:], pos...)},
-		{entityIndexKey(t.project, e.Entity, e.Position()), nil},
-		{commitKey(t.commit), append(append([]byte(t.project), 0), pos...)},
-	} {
-		if err := t.b.Set(kv[0], kv[1], nil); err != nil {
-			return false, err
-		}
-	}
-	if t.heads == nil {
-		t.heads = map[string]events.Head{}
-	}
-	t.heads[e.Site] = events.Head{Seq: e.Seq, Hash: e.Hash}
-	if e.Lamport > t.lamport {
-		t.lamport = e.Lamport
-	}
-	t.appended = append(t.appended, e)
-	return true, nil
 }
 
 // quietLogger sends Pebble's informational chatter to debug level.
