@@ -1,0 +1,402 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/projections"
+	"github.com/dss-sync/dss-sync/projections/dtcg"
+	"github.com/gorilla/mux"
+	"github.com/oklog/ulid/v2"
+)
+
+//go:embed openapi.yaml
+var openapiYAML []byte
+
+// OpenAPI returns the OpenAPI 3.1 description served at /v1/openapi.yaml.
+func OpenAPI() []byte { return openapiYAML }
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	w.Write(openapiYAML)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	JSON(w, http.StatusOK, map[string]string{"status": "ok", "site": s.cfg.Site.ID(), "version": s.cfg.Version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Ready(r.Context()); err != nil {
+		Error(w, r, events.WrapError(events.EUNAVAILABLE, "not ready: "+err.Error(), err))
+		return
+	}
+	JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// vars returns a route variable, percent-decoded.
+func routeVar(r *http.Request, name string) string {
+	v := mux.Vars(r)[name]
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
+}
+
+func projectVar(r *http.Request) string {
+	if mux.CurrentRoute(r) == nil {
+		return ""
+	}
+	return routeVar(r, "p")
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readJSONBody reads a JSON request body within the size limit, refusing
+// other media types (415), oversized bodies (413) and invalid JSON (400).
+func (s *Server) readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+		return nil, events.Errorf(events.EMEDIATYPE, "send Content-Type: application/json (got %q)", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, s.cfg.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, events.WrapError(events.EMALFORMED, "cannot read the request body", err)
+	}
+	canon, err := events.Canonicalize(body)
+	if err != nil {
+		return nil, events.WrapError(events.EMALFORMED, "body is not valid JSON: "+err.Error(), err)
+	}
+	return canon, nil
+}
+
+// decodeBody reads a JSON body into v, refusing unknown fields.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readJSONBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return events.WrapError(events.EMALFORMED, "body does not have the expected shape: "+err.Error(), err)
+	}
+	return nil
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := s.decodeBody(w, r, &in); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if p := principal(r.Context()); !p.Can(ScopeWrite, in.ID) {
+		Error(w, r, events.Errorf(events.EFORBIDDEN, "key %q may not create project %q", p.Actor(), in.ID))
+		return
+	}
+	p, err := s.cfg.Site.CreateProject(r.Context(), in.ID, in.Name, actor(r))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/projects/"+p.ID)
+	JSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	all, err := s.cfg.Site.Projects(r.Context())
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	p := principal(r.Context())
+	out := make([]*projections.Project, 0, len(all))
+	for _, x := range all {
+		if p.Can(ScopeRead, x.ID) {
+			out = append(out, x)
+		}
+	}
+	JSON(w, http.StatusOK, map[string]any{"projects": out})
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	p, err := s.cfg.Site.Project(r.Context(), projectVar(r))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, p)
+}
+
+// pageQuery parses the list parameters shared by tokens and components.
+func pageQuery(r *http.Request) (projections.Query, uint64, error) {
+	v, err := query(r)
+	if err != nil {
+		return projections.Query{}, 0, err
+	}
+	q := projections.Query{Type: v.Get("type"), Prefix: v.Get("prefix")}
+	if q.Type != "" && !dtcg.IsType(q.Type) {
+		return q, 0, events.Errorf(events.EMALFORMED, "type %q is not a DTCG type (%s)", q.Type, strings.Join(dtcg.Types, ", "))
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > projections.MaxLimit {
+			return q, 0, events.Errorf(events.EMALFORMED, "limit must be 1..%d", projections.MaxLimit)
+		}
+		q.Limit = n
+	}
+	if c := v.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil {
+			return q, 0, events.Errorf(events.EMALFORMED, "cursor is not one this server gave")
+		}
+		q.After = string(b)
+	}
+	var at uint64
+	if a := v.Get("at"); a != "" {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return q, 0, events.Errorf(events.EMALFORMED, "at must be a Lamport time (a positive integer)")
+		}
+		at = n
+	}
+	return q, at, nil
+}
+
+func cursorOf(next string) *string {
+	if next == "" {
+		return nil
+	}
+	c := base64.RawURLEncoding.EncodeToString([]byte(next))
+	return &c
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	q, at, err := pageQuery(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	toks, next, err := s.cfg.Site.Tokens(r.Context(), projectVar(r), q, at)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, map[string]any{"tokens": toks, "next": cursorOf(next)})
+}
+
+func (s *Server) listComponents(w http.ResponseWriter, r *http.Request) {
+	q, at, err := pageQuery(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	cs, next, err := s.cfg.Site.Components(r.Context(), projectVar(r), q, at)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, map[string]any{"components": cs, "next": cursorOf(next)})
+}
+
+func etag(rev string) string { return `"` + rev + `"` }
+
+// ifMatch returns the rev an If-Match header asks for: "" when absent, "*"
+// for any current revision.
+func ifMatch(r *http.Request) string {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	h = strings.TrimPrefix(h, "W/")
+	return strings.Trim(h, `"`)
+}
+
+// writeEntity answers with an entity's representation and its ETag, or 304
+// when the client's If-None-Match already names its rev.
+func writeEntity(w http.ResponseWriter, r *http.Request, status int, rev string, v any) {
+	w.Header().Set("ETag", etag(rev))
+	if status == http.StatusOK && r.Method == http.MethodGet && strings.Trim(r.Header.Get("If-None-Match"), `W/"`) == rev {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	JSON(w, status, v)
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request) {
+	t, err := s.cfg.Site.Token(r.Context(), projectVar(r), routeVar(r, "path"))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeEntity(w, r, http.StatusOK, t.Rev, t)
+}
+
+func (s *Server) getComponent(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Site.Component(r.Context(), projectVar(r), routeVar(r, "name"))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	writeEntity(w, r, http.StatusOK, c.Rev, c)
+}
+
+func entityVar(r *http.Request, kind string) string {
+	if kind == events.KindComponent {
+		return routeVar(r, "name")
+	}
+	return routeVar(r, "path")
+}
+
+func (s *Server) putEntity(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := s.readJSONBody(w, r)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		c := projections.Change{Op: projections.OpPut, Kind: kind, Path: entityVar(r, kind), Data: body, IfMatch: ifMatch(r)}
+		res, err := s.cfg.Site.ApplyOne(r.Context(), projectVar(r), actor(r), c)
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		status := http.StatusOK
+		if res.Created {
+			status = http.StatusCreated
+			w.Header().Set("Location", r.URL.EscapedPath())
+		}
+		if res.Token != nil {
+			writeEntity(w, r, status, res.Token.Rev, res.Token)
+		} else {
+			writeEntity(w, r, status, res.Component.Rev, res.Component)
+		}
+	}
+}
+
+func (s *Server) deleteEntity(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := projections.Change{Op: projections.OpDelete, Kind: kind, Path: entityVar(r, kind), IfMatch: ifMatch(r)}
+		if _, err := s.cfg.Site.ApplyOne(r.Context(), projectVar(r), actor(r), c); err != nil {
+			Error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (s *Server) history(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		evs, err := s.cfg.Site.History(r.Context(), projectVar(r), kind, entityVar(r, kind))
+		if err != nil {
+			Error(w, r, err)
+			return
+		}
+		JSON(w, http.StatusOK, map[string]any{"events": evs})
+	}
+}
+
+// MaxChanges bounds the changes of one batch.
+const MaxChanges = 100_000
+
+func (s *Server) changes(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Changes []projections.Change `json:"changes"`
+	}
+	if err := s.decodeBody(w, r, &in); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if len(in.Changes) > MaxChanges {
+		Error(w, r, events.Errorf(events.ETOOLARGE, "%d changes in one batch; the limit is %d", len(in.Changes), MaxChanges))
+		return
+	}
+	res, err := s.cfg.Site.Apply(r.Context(), projectVar(r), actor(r), in.Changes)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, map[string]any{"results": res})
+}
+
+// query parses the query string, refusing a malformed one (url.Query would
+// silently drop the parameters it cannot decode).
+func query(r *http.Request) (url.Values, error) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, events.Errorf(events.EMALFORMED, "malformed query string: %v", err)
+	}
+	return v, nil
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	v, err := query(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	var after ulid.ULID
+	if a := v.Get("after"); a != "" {
+		id, err := ulid.ParseStrict(a)
+		if err != nil {
+			Error(w, r, events.Errorf(events.EMALFORMED, "after must be an event id"))
+			return
+		}
+		after = id
+	}
+	limit := projections.DefaultLimit
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > projections.MaxLimit {
+			Error(w, r, events.Errorf(events.EMALFORMED, "limit must be 1..%d", projections.MaxLimit))
+			return
+		}
+		limit = n
+	}
+	evs, err := s.cfg.Site.Events(r.Context(), projectVar(r), after, limit)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		bw := bufio.NewWriter(w)
+		for _, e := range evs {
+			b, _ := json.Marshal(e)
+			bw.Write(b)
+			bw.WriteByte('\n')
+		}
+		bw.Flush()
+		return
+	}
+	var next *string
+	if len(evs) == limit {
+		id := evs[len(evs)-1].ID.String()
+		next = &id
+	}
+	JSON(w, http.StatusOK, map[string]any{"events": evs, "next": next})
+}
+
+func (s *Server) listConflicts(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.cfg.Site.Conflicts(r.Context(), projectVar(r))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, map[string]any{"conflicts": cs})
+}

@@ -1,0 +1,342 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/projections"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Scopes a route may require; a key holds one or more (admin > write > read).
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+	ScopeAdmin = "admin"
+)
+
+// Principal is who a request acts for.
+type Principal interface {
+	// Actor is the name recorded on the events the request makes.
+	Actor() string
+	// Can reports whether the principal may act with scope on project
+	// ("" for site-wide operations).
+	Can(scope, project string) bool
+}
+
+// Authenticator turns a bearer token into a principal, or fails with an
+// EUNAUTHORIZED error.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Site   *projections.Site
+	Auth   Authenticator
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics; /metrics serves it. Default: a
+	// new registry.
+	Registry *prometheus.Registry
+	// Ready reports whether the site can serve (store open, bus
+	// connected); /readyz answers 503 with its error otherwise.
+	Ready func(ctx context.Context) error
+	// MaxBodyBytes bounds JSON request bodies. Default 8 MiB.
+	MaxBodyBytes int64
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP API of one site.
+type Server struct {
+	cfg     Config
+	router  *mux.Router
+	metrics *httpMetrics
+}
+
+// NewServer returns the API server with every route of CONTRACT.md §2.
+func NewServer(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) error { return nil }
+	}
+	s := &Server{cfg: cfg, router: mux.NewRouter().UseEncodedPath(), metrics: newHTTPMetrics(cfg.Registry)}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Router returns the router, for tests that walk the routes.
+func (s *Server) Router() *mux.Router { return s.router }
+
+// route is one endpoint: its method, path template, the scope it needs
+// ("" for none) and its handler.
+type route struct {
+	method, path, scope string
+	h                   http.HandlerFunc
+}
+
+func (s *Server) routes() {
+	s.router.Use(s.recoverer, s.requestContext)
+	// Unmatched requests skip the router's middleware: give them theirs.
+	noRoute := s.recoverer(s.requestContext(s.wrap(route{h: func(w http.ResponseWriter, r *http.Request) {
+		Error(w, r, events.Errorf(events.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
+	}})))
+	s.router.NotFoundHandler, s.router.MethodNotAllowedHandler = noRoute, noRoute
+	notYet := func(what string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			Error(w, r, events.Errorf(events.ENOTIMPLEMENTED, "%s is not available in this version", what))
+		}
+	}
+	for _, rt := range []route{
+		{"GET", "/healthz", "", s.healthz},
+		{"GET", "/readyz", "", s.readyz},
+		{"GET", "/metrics", ScopeRead, promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}).ServeHTTP},
+		{"GET", "/v1/openapi.yaml", ScopeRead, s.openapi},
+
+		{"POST", "/v1/projects", ScopeWrite, s.createProject},
+		{"GET", "/v1/projects", ScopeRead, s.listProjects},
+		{"GET", "/v1/projects/{p}", ScopeRead, s.getProject},
+
+		{"GET", "/v1/projects/{p}/tokens", ScopeRead, s.listTokens},
+		{"GET", "/v1/projects/{p}/tokens/{path}", ScopeRead, s.getToken},
+		{"PUT", "/v1/projects/{p}/tokens/{path}", ScopeWrite, s.putEntity("token")},
+		{"DELETE", "/v1/projects/{p}/tokens/{path}", ScopeWrite, s.deleteEntity("token")},
+		{"GET", "/v1/projects/{p}/tokens/{path}/history", ScopeRead, s.history("token")},
+
+		{"GET", "/v1/projects/{p}/components", ScopeRead, s.listComponents},
+		{"GET", "/v1/projects/{p}/components/{name}", ScopeRead, s.getComponent},
+		{"PUT", "/v1/projects/{p}/components/{name}", ScopeWrite, s.putEntity("component")},
+		{"DELETE", "/v1/projects/{p}/components/{name}", ScopeWrite, s.deleteEntity("component")},
+		{"GET", "/v1/projects/{p}/components/{name}/history", ScopeRead, s.history("component")},
+
+		{"POST", "/v1/projects/{p}/changes", ScopeWrite, s.changes},
+		{"GET", "/v1/projects/{p}/events", ScopeRead, s.listEvents},
+		{"GET", "/v1/projects/{p}/conflicts", ScopeRead, s.listConflicts},
+		{"POST", "/v1/projects/{p}/conflicts/{id}/resolve", ScopeWrite, notYet("conflict resolution")},
+
+		{"GET", "/v1/projects/{p}/audit", ScopeRead, notYet("audit export")},
+		{"GET", "/v1/projects/{p}/export", ScopeRead, notYet("export")},
+		{"POST", "/v1/projects/{p}/import", ScopeWrite, notYet("import")},
+		{"GET", "/v1/jobs/{id}", ScopeRead, notYet("jobs")},
+		{"GET", "/v1/sync/status", ScopeRead, notYet("sync status")},
+		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, notYet("the live event stream")},
+	} {
+		s.router.Handle(rt.path, s.wrap(rt)).Methods(rt.method).Name(rt.method + " " + rt.path)
+	}
+}
+
+// wrap adds auth, scope checks and metrics to a route's handler.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			s.metrics.observe(rt, rec.status, time.Since(start))
+			l := logger(r.Context())
+			level := slog.LevelInfo
+			if rt.path == "/healthz" || rt.path == "/readyz" || rt.path == "/metrics" {
+				level = slog.LevelDebug
+			}
+			l.Log(r.Context(), level, "request", "method", r.Method, "route", rt.path, "status", rec.status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes", rec.bytes)
+		}()
+		if rt.scope != "" {
+			p, err := s.authenticate(r)
+			if err != nil {
+				Error(rec, r, err)
+				return
+			}
+			project := projectVar(r)
+			if rt.path == "/v1/projects" && r.Method == "POST" {
+				project = "" // checked by the handler against the body's id
+			}
+			if !p.Can(rt.scope, project) {
+				Error(rec, r, events.Errorf(events.EFORBIDDEN, "key %q lacks the %s scope%s", p.Actor(), rt.scope, forProject(project)))
+				return
+			}
+			ctx := context.WithValue(r.Context(), principalKey, p)
+			ctx = withLogger(ctx, logger(ctx).With("key", p.Actor()))
+			r = r.WithContext(ctx)
+		}
+		rt.h(rec, r)
+	})
+}
+
+func forProject(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " on project " + strconv.Quote(p)
+}
+
+func (s *Server) authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return nil, events.Errorf(events.EUNAUTHORIZED, "missing or invalid API key: send Authorization: Bearer <key>")
+	}
+	if s.cfg.Auth == nil {
+		return nil, events.Errorf(events.EUNAUTHORIZED, "missing or invalid API key")
+	}
+	return s.cfg.Auth.Authenticate(r.Context(), token)
+}
+
+type ctxKey int
+
+const (
+	principalKey ctxKey = iota
+	requestIDKey
+	loggerKey
+)
+
+func principal(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey).(Principal)
+	return p
+}
+
+func actor(r *http.Request) string {
+	if p := principal(r.Context()); p != nil {
+		return p.Actor()
+	}
+	return "anonymous"
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func logger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey, l)
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// requestContext gives each request an id (the client's X-Request-Id when it
+// is sane, else a new one), echoed in the response, and a logger carrying it.
+func (s *Server) requestContext(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDRE.MatchString(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		l := s.cfg.Logger.With("request_id", id)
+		if p := projectVar(r); p != "" {
+			l = l.With("project", p)
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		next.ServeHTTP(w, r.WithContext(withLogger(ctx, l)))
+	})
+}
+
+// recoverer turns a panic into a logged 500.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger(r.Context()).Error("panic", "value", fmt.Sprint(v), "stack", string(debug.Stack()))
+				Error(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	bytes       int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += n
+	return n, err
+}
+
+// Flush lets streaming handlers flush through the recorder.
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController access to the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dss_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dss_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+func (m *httpMetrics) observe(rt route, status int, d time.Duration) {
+	path := rt.path
+	if path == "" {
+		path = "unmatched"
+	}
+	method := rt.method
+	if method == "" {
+		method = "other"
+	}
+	m.requests.WithLabelValues(path, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(path, method).Observe(d.Seconds())
+}
