@@ -1,0 +1,366 @@
+package main
+
+// Benchmarks for `make bench`. Each reports its figure beside the raw
+// ceiling measured in the same run (b.ReportMetric), and the ratio between
+// them. They time themselves over fixed workloads, so run them with
+// -benchtime 1x: b.N is not the unit of work here.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cpebble "github.com/cockroachdb/pebble/v2"
+	"github.com/dss-sync/dss-sync/api"
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/internal/keys"
+	"github.com/dss-sync/dss-sync/internal/pebble"
+	"github.com/dss-sync/dss-sync/projections"
+	"github.com/oklog/ulid/v2"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)      {}
+func (quietPebble) Errorf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (quietPebble) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+
+// rawDB opens a plain Pebble database, as the ceilings use it.
+func rawDB(b *testing.B) *cpebble.DB {
+	b.Helper()
+	db, err := cpebble.Open(b.TempDir(), &cpebble.Options{FormatMajorVersion: cpebble.FormatNewest, Logger: quietPebble{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db
+}
+
+// benchSite is a site over a real store, with its API behind a real HTTP
+// listener and a real admin key.
+type benchSite struct {
+	store *pebble.Store
+	site  *projections.Site
+	http  *httptest.Server
+	key   string
+}
+
+func newBenchSite(b *testing.B) *benchSite {
+	b.Helper()
+	store, err := pebble.Open(b.TempDir(), pebble.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { store.Close() })
+	site, _ := projections.NewSite(projections.SiteConfig{ID: "bench", Storage: store})
+	ks := keys.NewStore(store.Bucket("keys"), nil, nil)
+	_, key, _ := ks.Create(context.Background(), "bench", []string{keys.ScopeAdmin}, nil, 0)
+	srv := httptest.NewServer(api.NewServer(api.Config{Site: site, Auth: keyAuth{ks}, Logger: quiet, MaxBodyBytes: 64 << 20}))
+	b.Cleanup(srv.Close)
+	if _, err := site.CreateProject(context.Background(), "bench", "", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	return &benchSite{store: store, site: site, http: srv, key: key}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// rawSyncWrites is the ceiling of durable single writes: clients
+// goroutines each doing a Pebble Set with Sync of a value of size bytes.
+func rawSyncWrites(b *testing.B, clients int, d time.Duration, size int) float64 {
+	db := rawDB(b)
+	val := bytes.Repeat([]byte("x"), size)
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				if err := db.Set([]byte(fmt.Sprintf("k%02d-%09d", c, i)), val, cpebble.Sync); err != nil {
+					panic(err)
+				}
+				n.Add(1)
+			}
+		}(c)
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds()
+}
+
+// BenchmarkPutHTTP: durable single-token PUTs over HTTP from 16 concurrent
+// clients, beside raw Pebble Sync writes from 16 goroutines; and GET latency
+// measured by one more client while the writes go on.
+func BenchmarkPutHTTP(b *testing.B) {
+	const clients = 16
+	dur := 3 * time.Second
+	raw := rawSyncWrites(b, clients, dur, 350)
+
+	s := newBenchSite(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients + 2}}
+	do := func(method, path, body string) (int, error) {
+		req, _ := http.NewRequest(method, s.http.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	if code, err := do("PUT", "/v1/projects/bench/tokens/read.me", `{"$type":"color","$value":"#123456"}`); code != 201 {
+		b.Fatalf("seed token: %d %v", code, err)
+	}
+	b.ResetTimer()
+	var puts, errs atomic.Int64
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	putLat := make([][]time.Duration, clients)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				code, err := do("PUT", fmt.Sprintf("/v1/projects/bench/tokens/c%02d.t%07d", c, i),
+					fmt.Sprintf(`{"$type":"color","$value":"#%06x","$description":"token %d of client %d"}`, i&0xffffff, i, c))
+				if err != nil || code != 201 {
+					errs.Add(1)
+					continue
+				}
+				putLat[c] = append(putLat[c], time.Since(t0))
+				puts.Add(1)
+			}
+		}(c)
+	}
+	var lat []time.Duration
+	for time.Now().Before(deadline) {
+		t0 := time.Now()
+		if code, err := do("GET", "/v1/projects/bench/tokens/read.me", ""); code != 200 || err != nil {
+			b.Fatalf("GET under load: %d %v", code, err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	wg.Wait()
+	b.StopTimer()
+	if errs.Load() > 0 {
+		b.Fatalf("%d PUTs failed", errs.Load())
+	}
+	ours := float64(puts.Load()) / dur.Seconds()
+	b.ReportMetric(ours, "puts/s")
+	b.ReportMetric(raw, "raw-sync-writes/s")
+	b.ReportMetric(ours/raw, "ratio")
+	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "get-p50-ms")
+	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "get-p99-ms")
+	var all []time.Duration
+	for _, l := range putLat {
+		all = append(all, l...)
+	}
+	b.ReportMetric(float64(percentile(all, 0.50).Microseconds())/1000, "put-p50-ms")
+	b.ReportMetric(float64(percentile(all, 0.99).Microseconds())/1000, "put-p99-ms")
+}
+
+// tokenChanges returns n token creations in one batch.
+func tokenChanges(n int, prefix string) []projections.Change {
+	cs := make([]projections.Change, n)
+	for i := range cs {
+		cs[i] = projections.Change{Path: fmt.Sprintf("%s.g%03d.t%05d", prefix, i%100, i),
+			Data: json.RawMessage(fmt.Sprintf(`{"$type":"color","$value":"#%06x","$description":"token %d"}`, i*2654435761&0xffffff, i))}
+	}
+	return cs
+}
+
+// BenchmarkChangesBatch10k: one atomic batch of 10,000 new tokens, committed
+// durably: through the domain and store, and end to end over HTTP.
+func BenchmarkChangesBatch10k(b *testing.B) {
+	s := newBenchSite(b)
+	ctx := context.Background()
+	var direct, overHTTP []time.Duration
+	for round := 0; round < 5; round++ {
+		cs := tokenChanges(10000, fmt.Sprintf("d%d", round))
+		t0 := time.Now()
+		if _, err := s.site.Apply(ctx, "bench", "bench", cs); err != nil {
+			b.Fatal(err)
+		}
+		direct = append(direct, time.Since(t0))
+
+		body, _ := json.Marshal(map[string]any{"changes": tokenChanges(10000, fmt.Sprintf("h%d", round))})
+		req, _ := http.NewRequest("POST", s.http.URL+"/v1/projects/bench/changes", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		req.Header.Set("Content-Type", "application/json")
+		t0 = time.Now()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			b.Fatalf("POST changes: %v %v", res.StatusCode, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		overHTTP = append(overHTTP, time.Since(t0))
+	}
+	b.ReportMetric(float64(percentile(direct, 0.5).Microseconds())/1000, "commit-ms")
+	b.ReportMetric(float64(percentile(overHTTP, 0.5).Microseconds())/1000, "http-ms")
+}
+
+// benchEvents makes n valid token events of one site: tokens created, then
+// updated in turn (each event's parent is its token's previous event).
+func benchEvents(n, tokens int) []*events.Event {
+	rng := rand.New(rand.NewSource(1))
+	ids := events.NewIDSource(rng)
+	wall := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	out := make([]*events.Event, 0, n)
+	last := make([]*events.Event, tokens)
+	ents := make([]string, tokens)
+	var head events.Head
+	for i := 0; i < n; i++ {
+		wall = wall.Add(time.Millisecond)
+		t := i % tokens
+		d := events.Draft{Type: events.TokenSet, Actor: "bench"}
+		val := events.Change{Field: "$value", Value: events.JSONString(fmt.Sprintf("#%06x", rng.Intn(1<<24)))}
+		if last[t] == nil {
+			ents[t] = ids.New(wall).String()
+			d.Path = fmt.Sprintf("g%03d.t%07d", t%1000, t)
+			d.Changes = events.Changes{
+				{Field: "$description", Value: events.JSONString(fmt.Sprintf("token %d", t))},
+				{Field: "$type", Value: json.RawMessage(`"color"`)},
+				val,
+				{Field: "path", Value: events.JSONString(d.Path)},
+			}
+		} else {
+			d.Path = last[t].Path
+			d.Parents = []ulid.ULID{last[t].ID}
+			d.Changes = events.Changes{val}
+		}
+		d.Entity = ents[t]
+		e := events.Stamp(d, "bench", "bench", head, uint64(i+2), ids.New(wall), wall)
+		head = events.Head{Seq: e.Seq, Hash: e.Hash}
+		last[t] = e
+		out = append(out, e)
+	}
+	return out
+}
+
+// withProject prepends the project's creation to evs, re-stamping nothing:
+// the creation is another site's event.
+func withProject(evs []*events.Event) []*events.Event {
+	wall := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	ids := events.NewIDSource(rand.New(rand.NewSource(2)))
+	p := events.Stamp(events.Draft{Type: events.ProjectCreate, Entity: "bench", Path: "bench", Actor: "bench",
+		Changes: events.Changes{{Field: "name", Value: events.JSONString("bench")}}}, "bench", "origin", events.Head{}, 1, ids.New(wall), wall)
+	return append([]*events.Event{p}, evs...)
+}
+
+// BenchmarkAppendVsRaw: the append path (events, their indexes and the
+// projection, in one synced batch per 1,000 events) against the raw ceiling:
+// a plain Pebble batch of the same events' bytes, synced, per 1,000.
+func BenchmarkAppendVsRaw(b *testing.B) {
+	const n, per = 100_000, 1000
+	evs := withProject(benchEvents(n, 20_000))
+	db := rawDB(b)
+	t0 := time.Now()
+	for i := 1; i < len(evs); i += per {
+		batch := db.NewBatch()
+		for _, e := range evs[i:min(i+per, len(evs))] {
+			batch.Set(append([]byte("L"+e.Project), e.ID[:]...), e.Marshal(), nil)
+		}
+		if err := batch.Commit(cpebble.Sync); err != nil {
+			b.Fatal(err)
+		}
+		batch.Close()
+	}
+	raw := float64(n) / time.Since(t0).Seconds()
+
+	store, err := pebble.Open(b.TempDir(), pebble.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	log := projections.NewLog(store)
+	ctx := context.Background()
+	if _, err := log.Append(ctx, evs[0]); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	t0 = time.Now()
+	for i := 1; i < len(evs); i += per {
+		if _, err := log.Append(ctx, evs[i:min(i+per, len(evs))]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ours := float64(n) / time.Since(t0).Seconds()
+	b.StopTimer()
+	b.ReportMetric(ours, "append-events/s")
+	b.ReportMetric(raw, "raw-batch-events/s")
+	b.ReportMetric(ours/raw, "ratio")
+}
+
+// BenchmarkRebuild1M: `dss-sync rebuild` of a project of 1,000,000 events
+// (200,000 tokens written 5 times each), as its own process, whose peak RSS
+// the kernel reports.
+func BenchmarkRebuild1M(b *testing.B) {
+	const n, tokens = 1_000_000, 200_000
+	dir := b.TempDir()
+	store, err := pebble.Open(filepath.Join(dir, "pebble"), pebble.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := withProject(benchEvents(n, tokens))
+	log := projections.NewLog(store)
+	t0 := time.Now()
+	for i := 0; i < len(evs); i += 10_000 {
+		if _, err := log.Append(context.Background(), evs[i:min(i+10_000, len(evs))]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	load := time.Since(t0)
+	store.Close()
+	evs = nil
+	bin := buildBinary(b)
+	if keep := os.Getenv("DSS_BENCH_KEEP"); keep != "" { // for profiling the rebuild by hand
+		exec.Command("cp", "-r", dir, keep).Run()
+	}
+	b.ResetTimer()
+	cmd := exec.Command(bin, "rebuild", "--data-dir", dir)
+	cmd.Stderr = os.Stderr
+	t0 = time.Now()
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("rebuild: %v\n%s", err, out)
+	}
+	took := time.Since(t0)
+	b.StopTimer()
+	// The process reports its own peak RSS (VmHWM): rusage's maxrss of a
+	// child counts the fork of this large test process before the exec.
+	var rss float64
+	for _, line := range strings.Split(string(out), "\n") {
+		fmt.Sscanf(line, "peak RSS %f MiB", &rss)
+	}
+	b.ReportMetric(took.Seconds(), "rebuild-s")
+	b.ReportMetric(rss, "peak-rss-MiB")
+	b.ReportMetric(float64(n)/load.Seconds(), "load-events/s")
+}

@@ -1,0 +1,300 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the configuration of `dss-sync serve`. Every setting has a flag
+// (--http-addr), an environment variable (DSS_SYNC_HTTP_ADDR) and a config
+// file key (http-addr); precedence is flag > env > file > default.
+type Config struct {
+	DataDir     string
+	HTTPAddr    string
+	Site        string
+	NATSListen  string
+	NATSURL     string
+	Peers       []string
+	ClockOffset time.Duration
+	TLSCert     string
+	TLSKey      string
+	LogLevel    string
+	LogFormat   string
+	MaxBody     int64
+	CacheMiB    int64
+}
+
+// setting is one configuration setting: its name (the flag and file key),
+// default, help, and how a string from any source sets it.
+type setting struct {
+	name, def, usage string
+	repeat           bool
+	set              func(c *Config, v string) error
+}
+
+func (s setting) env() string {
+	return "DSS_SYNC_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+var siteRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+
+// settings lists every serve setting, in the order `serve -h` shows them.
+var settings = []setting{
+	{name: "data-dir", def: "./data", usage: "directory for Pebble, JetStream and keys (created 0700)",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return errors.New("must not be empty")
+			}
+			c.DataDir = v
+			return nil
+		}},
+	{name: "http-addr", def: "127.0.0.1:8080", usage: "REST API listen address",
+		set: func(c *Config, v string) error { c.HTTPAddr = v; return checkHostPort(v, false) }},
+	{name: "site", usage: "this site's id, [a-z0-9-]{1,32} (default: generated once, kept in the data dir)",
+		set: func(c *Config, v string) error {
+			if !siteRE.MatchString(v) {
+				return errors.New("must match [a-z0-9-]{1,32}")
+			}
+			c.Site = v
+			return nil
+		}},
+	{name: "nats-listen", def: "127.0.0.1:4222", usage: "embedded NATS client listener (port -1: random)",
+		set: func(c *Config, v string) error { c.NATSListen = v; return checkHostPort(v, true) }},
+	{name: "nats-url", usage: "use an existing NATS JetStream deployment instead of the embedded server",
+		set: func(c *Config, v string) error { c.NATSURL = v; return checkNATSURLs(v) }},
+	{name: "peer", repeat: true, usage: "another site's NATS URL (repeatable)",
+		set: func(c *Config, v string) error {
+			if err := checkNATSURLs(v); err != nil {
+				return err
+			}
+			c.Peers = append(c.Peers, v)
+			return nil
+		}},
+	{name: "clock-offset", def: "0", usage: "shift this site's wall clock by a Go duration, for skew drills",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return errors.New("must be a Go duration such as 90s or -2h")
+			}
+			c.ClockOffset = d
+			return nil
+		}},
+	{name: "tls-cert", usage: "TLS certificate file (PEM); with --tls-key, serve HTTPS (TLS 1.3)",
+		set: func(c *Config, v string) error { c.TLSCert = v; return nil }},
+	{name: "tls-key", usage: "TLS private key file (PEM)",
+		set: func(c *Config, v string) error { c.TLSKey = v; return nil }},
+	{name: "log-level", def: "info", usage: "debug, info, warn or error",
+		set: func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return errors.New("must be debug, info, warn or error")
+		}},
+	{name: "log-format", def: "json", usage: "json or text",
+		set: func(c *Config, v string) error {
+			if v != "json" && v != "text" {
+				return errors.New("must be json or text")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{name: "cache-size", def: "256", usage: "Pebble block cache, in MiB",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 8 || n > 1<<20 {
+				return errors.New("must be a size in MiB of at least 8")
+			}
+			c.CacheMiB = n
+			return nil
+		}},
+	{name: "max-body", def: "8388608", usage: "largest JSON request body, in bytes",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 {
+				return errors.New("must be a byte count of at least 1024")
+			}
+			c.MaxBody = n
+			return nil
+		}},
+}
+
+func checkHostPort(v string, allowRandom bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return errors.New("must be host:port")
+	}
+	if host != "" && net.ParseIP(host) == nil && !regexp.MustCompile(`^[A-Za-z0-9.-]+$`).MatchString(host) {
+		return fmt.Errorf("bad host %q", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n > 65535 || n < 0 && !(allowRandom && n == -1) {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// checkNATSURLs checks a comma-separated list of NATS URLs.
+func checkNATSURLs(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		u, err := url.Parse(strings.TrimSpace(s))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%q is not a URL such as nats://host:4222", s)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%q: scheme must be nats, tls, ws or wss", s)
+		}
+	}
+	return nil
+}
+
+// loadConfig builds the configuration from defaults, the config file
+// (--config or DSS_SYNC_CONFIG), the environment and the flags, in that
+// order, so each later source wins. The error names the setting and where
+// its value came from, in one line.
+func loadConfig(args []string, getenv func(string) string) (*Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(new(strings.Builder))
+	configFile := fs.String("config", getenv("DSS_SYNC_CONFIG"), "YAML config file (env DSS_SYNC_CONFIG)")
+	given := map[string][]string{}
+	for _, s := range settings {
+		s := s
+		fs.Func(s.name, fmt.Sprintf("%s (env %s)", s.usage, s.env()), func(v string) error {
+			given[s.name] = append(given[s.name], v)
+			return nil
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{fmt.Errorf("%w\n\nusage: dss-sync serve [flags]\n%s", err, flagHelp(fs))}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("serve takes no arguments, got %q", fs.Args())}
+	}
+	fromFile := map[string][]string{}
+	if *configFile != "" {
+		var err error
+		if fromFile, err = readConfigFile(*configFile); err != nil {
+			return nil, err
+		}
+	}
+	c := &Config{}
+	for _, s := range settings {
+		values, source := []string(nil), ""
+		switch {
+		case given[s.name] != nil:
+			values, source = given[s.name], "--"+s.name
+		case getenv(s.env()) != "":
+			values, source = splitList(getenv(s.env()), s.repeat), s.env()
+		case fromFile[s.name] != nil:
+			values, source = fromFile[s.name], *configFile+": "+s.name
+		case s.def != "":
+			values, source = []string{s.def}, "default of "+s.name
+		}
+		if len(values) > 1 && !s.repeat {
+			return nil, fmt.Errorf("invalid %s: given %d times", source, len(values))
+		}
+		for _, v := range values {
+			if err := s.set(c, v); err != nil {
+				return nil, fmt.Errorf("invalid %s %q: %v", source, v, err)
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, errors.New("invalid --tls-cert/--tls-key: give both or neither")
+	}
+	return c, nil
+}
+
+func splitList(v string, repeat bool) []string {
+	if !repeat {
+		return []string{v}
+	}
+	var out []string
+	for _, s := range strings.Split(v, " ") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// readConfigFile reads a YAML file of setting: value pairs (a list for
+// repeatable settings). Unknown keys are an error; an empty value or list
+// leaves the setting unset.
+func readConfigFile(path string) (map[string][]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --config: %v", err)
+	}
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("invalid config file %s: %v", path, err)
+	}
+	out := map[string][]string{}
+	for key, node := range doc {
+		var s *setting
+		for i := range settings {
+			if settings[i].name == key {
+				s = &settings[i]
+			}
+		}
+		if s == nil {
+			return nil, fmt.Errorf("invalid config file %s: unknown setting %q", path, key)
+		}
+		switch node.Kind {
+		case yaml.ScalarNode:
+			if node.Value != "" { // empty means unset, as for the environment
+				out[key] = []string{node.Value}
+			}
+		case yaml.SequenceNode:
+			if !s.repeat {
+				return nil, fmt.Errorf("invalid config file %s: %s takes one value, not a list", path, key)
+			}
+			for _, n := range node.Content {
+				if n.Kind != yaml.ScalarNode {
+					return nil, fmt.Errorf("invalid config file %s: %s: list items must be strings", path, key)
+				}
+				out[key] = append(out[key], n.Value)
+			}
+		default:
+			return nil, fmt.Errorf("invalid config file %s: %s must be a value", path, key)
+		}
+	}
+	return out, nil
+}
+
+func flagHelp(fs *flag.FlagSet) string {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		for _, s := range settings {
+			if s.name == f.Name {
+				def = s.def
+			}
+		}
+		fmt.Fprintf(&b, "  --%-14s %s", f.Name, f.Usage)
+		if def != "" {
+			fmt.Fprintf(&b, " (default %s)", def)
+		}
+		b.WriteString("\n")
+	})
+	return b.String()
+}
+
+// usageError marks a bad invocation: exit status 2.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dss-sync/dss-sync/internal/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+// MustRunMain starts a site in-process on random ports with its data in
+// dir, closed at cleanup (wtf's MustRunMain).
+func MustRunMain(t testing.TB, dir, site string) *Main {
+	t.Helper()
+	cfg, err := loadConfig([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--site", site}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{Config: *cfg, Logger: slog.New(slog.DiscardHandler)}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
+}
+
+// call sends a JSON request to the site with the admin key and decodes the
+// reply into out (when not nil), returning the status.
+func call(t testing.TB, base, key, method, path, body string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, b, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func adminKey(t testing.TB, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestMainServesAndRestarts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	m := MustRunMain(t, dir, "paris")
+	key := adminKey(t, dir)
+	for _, f := range []string{"admin.key", "site-id"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v mode %v, want 0600", f, err, st.Mode().Perm())
+		}
+	}
+	if st, _ := os.Stat(dir); st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v, want 0700", st.Mode().Perm())
+	}
+	base := m.HTTPURL()
+	if got := call(t, base, key, "POST", "/v1/projects", `{"id":"design","name":"Design"}`, nil); got != 201 {
+		t.Fatalf("create project: %d", got)
+	}
+	if got := call(t, base, key, "PUT", "/v1/projects/design/tokens/color.brand", `{"$type":"color","$value":"#ff0000"}`, nil); got != 201 {
+		t.Fatalf("put token: %d", got)
+	}
+	// The outbox publishes both events to the site's stream.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Outbox.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := natsjs.New(m.Conn)
+	st, err := js.Stream(ctx, jetstream.StreamName("paris"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := st.Info(ctx); info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages, want 2", info.State.Msgs)
+	}
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	// Restart on the same data dir: same site, same data, same key.
+	m = MustRunMain(t, dir, "paris")
+	var tok struct {
+		Value string `json:"$value"`
+	}
+	if got := call(t, m.HTTPURL(), key, "GET", "/v1/projects/design/tokens/color.brand", "", &tok); got != 200 || tok.Value != "#ff0000" {
+		t.Fatalf("after restart: %d %+v", got, tok)
+	}
+	m.Close(context.Background())
+
+	// A data dir belongs to one site.
+	cfg, _ := loadConfig([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--site", "lyon"}, env(nil))
+	other := &Main{Config: *cfg, Logger: slog.New(slog.DiscardHandler)}
+	if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), `belongs to site "paris"`) {
+		t.Fatalf("opening paris's data dir as lyon: %v", err)
+	}
+}

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dss-sync/dss-sync/api"
+	"github.com/dss-sync/dss-sync/internal/jetstream"
+	"github.com/dss-sync/dss-sync/internal/keys"
+	"github.com/dss-sync/dss-sync/internal/pebble"
+	"github.com/dss-sync/dss-sync/projections"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Main is a running site: everything `dss-sync serve` wires together. Open
+// starts it; Close stops it gracefully. Tests run it on :0 / -1 ports.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Stdout io.Writer
+
+	Store  *pebble.Store
+	NATS   *jetstream.Server // nil with --nats-url
+	Conn   *nats.Conn
+	Outbox *jetstream.Outbox
+	Site   *projections.Site
+	Keys   *keys.Store
+	API    *api.Server
+
+	httpServer *http.Server
+	listener   net.Listener
+	cancel     context.CancelFunc
+	done       chan struct{}
+	errc       chan error
+}
+
+// dataPath returns a path inside the data dir.
+func (m *Main) dataPath(elem ...string) string {
+	return filepath.Join(append([]string{m.Config.DataDir}, elem...)...)
+}
+
+// Open opens the store, starts (or connects to) NATS, the outbox and the
+// HTTP server. On error everything opened so far is closed.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close(context.Background())
+		}
+	}()
+	c := &m.Config
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.Chmod(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if c.Site, err = siteID(c.DataDir, c.Site); err != nil {
+		return err
+	}
+	m.Logger = m.Logger.With("site", c.Site)
+
+	if m.Store, err = pebble.Open(m.dataPath("pebble"), pebble.Options{Logger: m.Logger, CacheSize: c.CacheMiB << 20}); err != nil {
+		return err
+	}
+	offset := c.ClockOffset
+	if m.Site, err = projections.NewSite(projections.SiteConfig{
+		ID: c.Site, Storage: m.Store, Now: func() time.Time { return time.Now().Add(offset) },
+	}); err != nil {
+		return err
+	}
+	if offset != 0 {
+		m.Logger.Warn("wall clock shifted for a drill; wall time never orders anything", "clock_offset", offset.String())
+	}
+
+	m.Keys = keys.NewStore(m.Store.Bucket("keys"), nil, nil)
+	if err := m.ensureAdminKey(ctx); err != nil {
+		return err
+	}
+
+	url := c.NATSURL
+	if url == "" {
+		if m.NATS, err = jetstream.StartServer(jetstream.ServerConfig{
+			Name: c.Site, Listen: c.NATSListen, StoreDir: m.dataPath("jetstream"), Logger: m.Logger,
+		}); err != nil {
+			return err
+		}
+		url = m.NATS.URL()
+		m.Logger.Info("embedded NATS JetStream started", "url", url)
+	}
+	if m.Conn, err = jetstream.Connect(url, "dss-sync "+c.Site,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				m.Logger.Warn("NATS disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
+	); err != nil {
+		return err
+	}
+	if m.Outbox, err = jetstream.NewOutbox(jetstream.OutboxConfig{
+		Site: c.Site, Conn: m.Conn, Feed: m.Store, Cursor: bucketCursor{m.Store.Bucket("outbox")}, Logger: m.Logger,
+	}); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_events_committed", Help: "Events this site's log holds (local commit number)."},
+			func() float64 { return float64(m.Store.Last()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_outbox_published", Help: "Events published to JetStream."},
+			func() float64 { return float64(m.Outbox.Published()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_outbox_lag", Help: "Committed events not yet published to JetStream."},
+			func() float64 { return float64(m.Outbox.Lag()) }),
+	)
+	m.API = api.NewServer(api.Config{
+		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
+		Version: version, Ready: m.ready,
+	})
+
+	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on --http-addr %s: %w", c.HTTPAddr, err)
+	}
+	m.httpServer = &http.Server{
+		Handler:           m.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      10 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return fmt.Errorf("invalid --tls-cert/--tls-key: %w", err)
+		}
+		m.httpServer.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+		m.listener = tls.NewListener(m.listener, m.httpServer.TLSConfig)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel, m.done, m.errc = cancel, make(chan struct{}), make(chan error, 1)
+	go func() {
+		defer close(m.done)
+		m.Outbox.Run(runCtx)
+	}()
+	go func() {
+		if err := m.httpServer.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.errc <- err
+		}
+	}()
+	m.Logger.Info("dss-sync serving", "http", m.HTTPURL(), "data_dir", c.DataDir, "version", version)
+	return nil
+}
+
+// HTTPURL returns the base URL of the REST API.
+func (m *Main) HTTPURL() string {
+	if m.listener == nil {
+		return ""
+	}
+	scheme := "http"
+	if m.Config.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + m.listener.Addr().String()
+}
+
+// Err reports a fatal serving error (the listener failed).
+func (m *Main) Err() <-chan error { return m.errc }
+
+func (m *Main) ready(ctx context.Context) error {
+	if m.Conn == nil || !m.Conn.IsConnected() {
+		return errors.New("NATS is not connected")
+	}
+	if _, err := m.Store.Projects(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Close stops the site: stop accepting requests and finish those in flight,
+// flush the outbox, then close NATS and the store.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.httpServer != nil {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := m.httpServer.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		cancel()
+	}
+	if m.Outbox != nil && m.cancel != nil && m.Conn != nil && m.Conn.IsConnected() {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := m.Outbox.Flush(fctx); err != nil {
+			m.Logger.Warn("outbox not flushed before shutdown; it resumes at next start", "err", err)
+		}
+		cancel()
+	}
+	if m.cancel != nil {
+		m.cancel()
+		<-m.done
+	}
+	if m.Conn != nil {
+		m.Conn.Close()
+	}
+	if m.NATS != nil {
+		m.NATS.Close()
+	}
+	if m.Store != nil {
+		if err := m.Store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensureAdminKey creates the first admin key when the site has none, and
+// writes it to <data-dir>/admin.key (0600). The key itself is never logged.
+func (m *Main) ensureAdminKey(ctx context.Context) error {
+	existing, err := m.Keys.List(ctx)
+	if err != nil {
+		return fmt.Errorf("read keys: %w", err)
+	}
+	if len(existing) > 0 {
+		return nil
+	}
+	_, token, err := m.Keys.Create(ctx, "admin", []string{keys.ScopeAdmin}, nil, 0)
+	if err != nil {
+		return fmt.Errorf("create admin key: %w", err)
+	}
+	path := m.dataPath("admin.key")
+	if err := writeFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin key: %w", err)
+	}
+	m.Logger.Info("created the admin API key; it is in the file named here, and shown nowhere else", "path", path)
+	return nil
+}
+
+// siteID returns the data dir's site id: the one recorded in
+// <data-dir>/site-id, or want (generated when empty) recorded there now. A
+// data dir belongs to one site forever: its events are chained under that id.
+func siteID(dataDir, want string) (string, error) {
+	path := filepath.Join(dataDir, "site-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(b))
+		if !siteRE.MatchString(have) {
+			return "", fmt.Errorf("%s holds an invalid site id %q", path, have)
+		}
+		if want != "" && want != have {
+			return "", fmt.Errorf("invalid --site %q: data dir %s belongs to site %q", want, dataDir, have)
+		}
+		return have, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read site id: %w", err)
+	}
+	if want == "" {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		want = "site-" + strconv.FormatUint(binary.BigEndian.Uint64(b[:])%(36*36*36*36*36*36), 36)
+	}
+	if err := writeFileAtomic(path, []byte(want+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("record site id: %w", err)
+	}
+	return want, nil
+}
+
+// writeFileAtomic writes a file through a temp file and rename, fsyncing both.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// bucketCursor keeps the outbox cursor in the store.
+type bucketCursor struct{ b *pebble.Bucket }
+
+func (c bucketCursor) Load() (uint64, error) {
+	v, ok, err := c.b.Get("cursor")
+	if err != nil || !ok || len(v) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (c bucketCursor) Store(n uint64) error {
+	return c.b.Set("cursor", binary.BigEndian.AppendUint64(nil, n))
+}
+
+// keyAuth adapts the key store to the API's Authenticator.
+type keyAuth struct{ s *keys.Store }
+
+func (k keyAuth) Authenticate(ctx context.Context, token string) (api.Principal, error) {
+	p, err := k.s.Authenticate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// runServe is `dss-sync serve`.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := loadConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	m := &Main{Config: *cfg, Logger: newLogger(stderr, cfg.LogLevel, cfg.LogFormat), Stdout: stdout}
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		m.Logger.Info("shutting down")
+	case serveErr = <-m.Err():
+		m.Logger.Error("serving failed", "err", serveErr)
+	}
+	return errors.Join(serveErr, m.Close(context.Background()))
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
