@@ -1,0 +1,54 @@
+# dss-sync. `make run` starts a site on the embedded defaults; `make test`
+# runs every test. See README.md.
+
+GO       ?= go
+BIN      := bin/dss-sync
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+RUN_FLAGS ?= --log-format text
+# Packages whose tests also run under the race detector.
+CORE     := ./events/... ./projections/... ./internal/... ./api/...
+FUZZTIME ?= 10s
+
+.PHONY: build run test race lint bench fuzz soak check-clean clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dss-sync
+
+run: build
+	./$(BIN) serve $(RUN_FLAGS)
+
+test:
+	$(GO) test -count=1 -timeout 20m ./...
+
+race:
+	$(GO) test -count=1 -race -short -timeout 20m $(CORE)
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Benchmarks print each figure beside the raw ceiling measured in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/dss-sync/ | tee bench.txt
+
+# Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+# Longer randomized runs than `make test` does.
+soak:
+	$(GO) test -count=1 -timeout 60m -run 'TestConvergence' ./projections/ -sim.seeds=5000
+
+# Fails when go mod tidy or gofmt would change anything.
+check-clean:
+	$(GO) mod tidy
+	gofmt -w $$(git ls-files '*.go')
+	@git diff --exit-code -- go.mod go.sum $$(git ls-files '*.go') || { echo "go mod tidy or gofmt changed files: run them and commit"; exit 1; }
+
+clean:
+	rm -rf bin bench.txt
