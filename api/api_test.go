@@ -296,3 +296,30 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Fatalf("metrics lack the counted 401:\n%s", r.body)
 	}
 }
+
+func TestProtocolDetails(t *testing.T) {
+	s := newTestServer(t, 0)
+	a := s.admin
+	// A key limited to project "other" may create that project, no other.
+	s.want(t, s.do(t, "POST", "/v1/projects", s.writerOther, `{"id":"design"}`), 403)
+	s.want(t, s.do(t, "POST", "/v1/projects", s.writerOther, `{"id":"other"}`), 201)
+	s.want(t, s.do(t, "POST", "/v1/projects", s.reader, `{"id":"third"}`), 403)
+	s.want(t, s.do(t, "POST", "/v1/projects", a, `{"id":"Bad Id"}`), 400)
+
+	// 405 names the methods the resource has.
+	r := s.want(t, s.do(t, "POST", "/v1/projects/other/tokens/a.b", a, `{}`), 405)
+	if got := r.header.Get("Allow"); got != "GET, PUT, DELETE" {
+		t.Fatalf("Allow: %q", got)
+	}
+
+	// If-None-Match: weak tags, lists and "*" all match the current rev.
+	r = s.want(t, s.do(t, "PUT", "/v1/projects/other/tokens/a.b", a, `{"$type":"number","$value":1}`), 201)
+	tag := r.header.Get("ETag")
+	for _, inm := range []string{tag, "W/" + tag, `"nope", ` + tag, "*"} {
+		s.want(t, s.do(t, "GET", "/v1/projects/other/tokens/a.b", a, "", "If-None-Match", inm), 304)
+	}
+	s.want(t, s.do(t, "GET", "/v1/projects/other/tokens/a.b", a, "", "If-None-Match", `"nope"`), 200)
+
+	// type filters tokens only.
+	s.want(t, s.do(t, "GET", "/v1/projects/other/components?type=color", a, ""), 400)
+}

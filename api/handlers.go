@@ -205,6 +205,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listComponents(w http.ResponseWriter, r *http.Request) {
 	q, at, err := pageQuery(r)
+	if err == nil && q.Type != "" {
+		err = events.Errorf(events.EMALFORMED, "type filters tokens only")
+	}
 	if err != nil {
 		Error(w, r, err)
 		return
@@ -219,21 +222,47 @@ func (s *Server) listComponents(w http.ResponseWriter, r *http.Request) {
 
 func etag(rev string) string { return `"` + rev + `"` }
 
+// etags parses an If-Match or If-None-Match header: a list of entity tags
+// (strong or weak, quoted) or "*".
+func etags(h string) []string {
+	var out []string
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			out = append(out, "*")
+			continue
+		}
+		t = strings.TrimPrefix(t, "W/")
+		if len(t) >= 2 && t[0] == '"' && t[len(t)-1] == '"' {
+			t = t[1 : len(t)-1]
+		}
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // ifMatch returns the rev an If-Match header asks for: "" when absent, "*"
-// for any current revision.
+// for any current revision. With several tags, the first is used.
 func ifMatch(r *http.Request) string {
-	h := strings.TrimSpace(r.Header.Get("If-Match"))
-	h = strings.TrimPrefix(h, "W/")
-	return strings.Trim(h, `"`)
+	if tags := etags(r.Header.Get("If-Match")); len(tags) > 0 {
+		return tags[0]
+	}
+	return ""
 }
 
 // writeEntity answers with an entity's representation and its ETag, or 304
-// when the client's If-None-Match already names its rev.
+// when the client's If-None-Match names its rev (or is "*").
 func writeEntity(w http.ResponseWriter, r *http.Request, status int, rev string, v any) {
 	w.Header().Set("ETag", etag(rev))
-	if status == http.StatusOK && r.Method == http.MethodGet && strings.Trim(r.Header.Get("If-None-Match"), `W/"`) == rev {
-		w.WriteHeader(http.StatusNotModified)
-		return
+	if status == http.StatusOK && r.Method == http.MethodGet {
+		for _, t := range etags(r.Header.Get("If-None-Match")) {
+			if t == rev || t == "*" {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
 	}
 	JSON(w, status, v)
 }

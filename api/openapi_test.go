@@ -43,6 +43,8 @@ func (p testPrincipal) Can(scope, project string) bool {
 	return ok && r <= p.level
 }
 
+func (p testPrincipal) CanAny(scope string) bool { return p.Can(scope, "") }
+
 // testAuth accepts the keys "none", "read", "write" and "admin", each
 // holding the scopes up to its name.
 type testAuth struct{}
@@ -570,7 +572,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{op: "GET /v1/projects", target: "/v1/projects", want: 401},
 		{op: "POST /v1/projects", target: "/v1/projects", key: "write", body: createProject, header: jsonCT, want: 201},
 		{op: "POST /v1/projects", target: "/v1/projects", key: "write", body: createProject, header: jsonCT, want: 409},
-		{op: "POST /v1/projects", target: "/v1/projects", key: "write", body: []byte(`{"id":"Bad Id"}`), header: jsonCT, want: 422},
+		{op: "POST /v1/projects", target: "/v1/projects", key: "write", body: []byte(`{"id":"Bad Id"}`), header: jsonCT, want: 400},
 		{op: "POST /v1/projects", target: "/v1/projects", key: "write", body: []byte(`{"id":"x","extra":1}`), header: jsonCT, want: 400},
 		{op: "GET /v1/projects", target: "/v1/projects", key: "read", want: 200},
 		{op: "GET /v1/projects/{p}", target: "/v1/projects/web", key: "read", want: 200},

@@ -33,6 +33,7 @@ var problems = map[string]struct {
 	events.EUNAUTHORIZED:   {http.StatusUnauthorized, "Unauthorized"},
 	events.EFORBIDDEN:      {http.StatusForbidden, "Forbidden"},
 	events.ENOTFOUND:       {http.StatusNotFound, "Not found"},
+	events.EMETHOD:         {http.StatusMethodNotAllowed, "Method not allowed"},
 	events.ECONFLICT:       {http.StatusConflict, "Conflict with the current state"},
 	events.EPRECONDITION:   {http.StatusPreconditionFailed, "Precondition failed"},
 	events.ETOOLARGE:       {http.StatusRequestEntityTooLarge, "Too large"},

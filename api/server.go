@@ -34,6 +34,8 @@ type Principal interface {
 	// Can reports whether the principal may act with scope on project
 	// ("" for site-wide operations).
 	Can(scope, project string) bool
+	// CanAny reports whether the principal holds scope for some project.
+	CanAny(scope string) bool
 }
 
 // Authenticator turns a bearer token into a principal, or fails with an
@@ -101,10 +103,22 @@ type route struct {
 func (s *Server) routes() {
 	s.router.Use(s.recoverer, s.requestContext)
 	// Unmatched requests skip the router's middleware: give them theirs.
-	noRoute := s.recoverer(s.requestContext(s.wrap(route{h: func(w http.ResponseWriter, r *http.Request) {
+	s.router.NotFoundHandler = s.recoverer(s.requestContext(s.wrap(route{h: func(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, events.Errorf(events.ENOTFOUND, "no route %s %s", r.Method, r.URL.Path))
 	}})))
-	s.router.NotFoundHandler, s.router.MethodNotAllowedHandler = noRoute, noRoute
+	s.router.MethodNotAllowedHandler = s.recoverer(s.requestContext(s.wrap(route{h: func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{"GET", "PUT", "POST", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			var match mux.RouteMatch
+			if s.router.Match(probe, &match) && match.MatchErr == nil {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		Error(w, r, events.Errorf(events.EMETHOD, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+	}})))
 	notYet := func(what string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			Error(w, r, events.Errorf(events.ENOTIMPLEMENTED, "%s is not available in this version", what))
@@ -170,10 +184,10 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 			project := projectVar(r)
-			if rt.path == "/v1/projects" && r.Method == "POST" {
-				project = "" // checked by the handler against the body's id
-			}
-			if !p.Can(rt.scope, project) {
+			// Creating a project is checked against the body's id by the
+			// handler; here, only that the key could create some project.
+			createsProject := rt.path == "/v1/projects" && r.Method == "POST"
+			if (createsProject && !p.CanAny(rt.scope)) || (!createsProject && !p.Can(rt.scope, project)) {
 				Error(rec, r, events.Errorf(events.EFORBIDDEN, "key %q lacks the %s scope%s", p.Actor(), rt.scope, forProject(project)))
 				return
 			}

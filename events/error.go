@@ -11,6 +11,7 @@ const (
 	EMALFORMED      = "malformed"           // the request or input cannot be parsed
 	EINVALID        = "invalid"             // parsed, but the design data or event is invalid
 	ENOTFOUND       = "not_found"           // no such project, token, component, job, conflict
+	EMETHOD         = "method_not_allowed"  // the resource exists but not with this method
 	ECONFLICT       = "conflict"            // the request clashes with the current state
 	EPRECONDITION   = "precondition_failed" // If-Match did not match the current revision
 	ETOOLARGE       = "too_large"           // a size or count limit was exceeded

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dss-sync/dss-sync/events"
 	"github.com/oklog/ulid/v2"
@@ -91,13 +92,13 @@ func projectExists(r Reader) error {
 // already holds a project with that id.
 func (s *Site) CreateProject(ctx context.Context, id, name, actor string) (*Project, error) {
 	if !events.ValidProject(id) {
-		return nil, invalid("project id %q must be a lower-case letter or digit, then up to 63 of a-z, 0-9, '-'", id)
+		return nil, events.Errorf(events.EMALFORMED, "project id %q must be a lower-case letter or digit, then up to 63 of a-z, 0-9, '-'", id)
 	}
 	if name == "" {
 		name = id
 	}
-	if len(name) > 256 {
-		return nil, invalid("project name is longer than 256 bytes")
+	if len(name) > 256 || !utf8.ValidString(name) {
+		return nil, events.Errorf(events.EMALFORMED, "project name must be valid UTF-8 of at most 256 bytes")
 	}
 	var p *Project
 	err := s.store.Update(ctx, id, func(tx Tx) error {

@@ -57,6 +57,14 @@ type Principal struct {
 // Actor returns the name recorded on the events the principal makes.
 func (p *Principal) Actor() string { return p.Name }
 
+// CanAny reports whether the principal holds scope for some project.
+func (p *Principal) CanAny(scope string) bool {
+	if len(p.Projects) == 0 {
+		return p.Can(scope, "")
+	}
+	return p.Can(scope, p.Projects[0])
+}
+
 // Can reports whether the principal holds scope (directly or through a
 // higher one) for project. project "" is a site-wide operation: a key
 // limited to named projects may only read there.
