@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dss-sync/dss-sync/api"
+	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/internal/keys"
 	"github.com/dss-sync/dss-sync/internal/pebble"
 	"github.com/dss-sync/dss-sync/projections"
@@ -24,6 +25,7 @@ type testServer struct {
 	*httptest.Server
 	admin, reader, writerOther string
 	store                      *pebble.Store
+	site                       *projections.Site
 }
 
 type keyAuth struct{ s *keys.Store }
@@ -54,7 +56,7 @@ func newTestServer(t testing.TB, maxBody int64) *testServer {
 	_, other, _ := ks.Create(ctx, "other", []string{keys.ScopeWrite}, []string{"other"}, 0)
 	srv := httptest.NewServer(api.NewServer(api.Config{Site: site, Auth: keyAuth{ks}, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: maxBody}))
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, admin: admin, reader: reader, writerOther: other, store: store}
+	return &testServer{Server: srv, admin: admin, reader: reader, writerOther: other, store: store, site: site}
 }
 
 type resp struct {
@@ -322,4 +324,70 @@ func TestProtocolDetails(t *testing.T) {
 
 	// type filters tokens only.
 	s.want(t, s.do(t, "GET", "/v1/projects/other/components?type=color", a, ""), 400)
+}
+
+func allEvents(t testing.TB, s projections.Storage, project string) []*events.Event {
+	t.Helper()
+	var out []*events.Event
+	s.View(context.Background(), project, func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error { out = append(out, e); return nil })
+	})
+	return out
+}
+
+// TestResolveThroughTheRouter makes a conflict by receiving a peer's
+// concurrent edit, lists it, and settles it over HTTP.
+func TestResolveThroughTheRouter(t *testing.T) {
+	ctx := context.Background()
+	s := newTestServer(t, 0)
+	a := s.admin
+	s.want(t, s.do(t, "POST", "/v1/projects", a, `{"id":"design"}`), 201)
+	s.want(t, s.do(t, "PUT", "/v1/projects/design/tokens/color.x", a, `{"$type":"color","$value":"#000000"}`), 201)
+	// A peer (in memory) gets the project, then edits the token concurrently.
+	peerStore := projections.NewMemory()
+	peer, _ := projections.NewSite(projections.SiteConfig{ID: "lyon", Storage: peerStore})
+	if _, err := peer.Receive(ctx, "design", allEvents(t, s.store, "design")); err != nil {
+		t.Fatal(err)
+	}
+	s.want(t, s.do(t, "PUT", "/v1/projects/design/tokens/color.x", a, `{"$type":"color","$value":"#111111"}`), 200)
+	if _, err := peer.ApplyOne(ctx, "design", "bob", projections.Change{Path: "color.x", Data: json.RawMessage(`{"$type":"color","$value":"#222222"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.site.Receive(ctx, "design", allEvents(t, peerStore, "design")); err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Conflicts []projections.Conflict }
+	s.want(t, s.do(t, "GET", "/v1/projects/design/conflicts", s.reader, ""), 200).json(t, &list)
+	if len(list.Conflicts) != 1 || list.Conflicts[0].Kind != "value" || len(list.Conflicts[0].Candidates) != 2 {
+		t.Fatalf("conflicts %+v", list.Conflicts)
+	}
+	c := list.Conflicts[0]
+	var tok projections.Token
+	s.want(t, s.do(t, "GET", "/v1/projects/design/tokens/color.x", a, ""), 200).json(t, &tok)
+	if !tok.Conflicted {
+		t.Fatal("token not marked conflicted")
+	}
+	loser := c.Candidates[0].Event
+	if loser == c.Winner {
+		loser = c.Candidates[1].Event
+	}
+	s.want(t, s.do(t, "POST", "/v1/projects/design/conflicts/"+c.ID+"/resolve", s.reader, `{"pick":"`+loser.String()+`"}`), 403)
+	s.want(t, s.do(t, "POST", "/v1/projects/design/conflicts/"+c.ID+"/resolve", a, `{"pick":"`+loser.String()+`","value":1}`), 400)
+	var res projections.Resolved
+	s.want(t, s.do(t, "POST", "/v1/projects/design/conflicts/"+c.ID+"/resolve", a, `{"pick":"`+loser.String()+`"}`), 200).json(t, &res)
+	if len(res.Events) != 1 || res.Token == nil || res.Token.Conflicted {
+		t.Fatalf("resolved %+v", res)
+	}
+	s.want(t, s.do(t, "GET", "/v1/projects/design/conflicts", a, ""), 200).json(t, &list)
+	if len(list.Conflicts) != 0 {
+		t.Fatalf("still %d conflicts", len(list.Conflicts))
+	}
+	s.want(t, s.do(t, "POST", "/v1/projects/design/conflicts/"+c.ID+"/resolve", a, `{"pick":"`+loser.String()+`"}`), 404)
+	// The resolution travels: the peer closes the conflict too.
+	if _, err := peer.Receive(ctx, "design", allEvents(t, s.store, "design")); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := peer.Conflicts(ctx, "design"); len(cs) != 0 {
+		t.Fatalf("the peer still has %d conflicts", len(cs))
+	}
 }

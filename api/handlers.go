@@ -429,3 +429,17 @@ func (s *Server) listConflicts(w http.ResponseWriter, r *http.Request) {
 	}
 	JSON(w, http.StatusOK, map[string]any{"conflicts": cs})
 }
+
+func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
+	var in projections.Resolution
+	if err := s.decodeBody(w, r, &in); err != nil {
+		Error(w, r, err)
+		return
+	}
+	res, err := s.cfg.Site.Resolve(r.Context(), projectVar(r), actor(r), routeVar(r, "id"), in)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	JSON(w, http.StatusOK, res)
+}

@@ -609,7 +609,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{op: "GET /v1/projects/{p}/events", target: "/v1/projects/web/events?after=nope", key: "read", want: 400},
 		{op: "GET /v1/projects/{p}/conflicts", target: "/v1/projects/web/conflicts", key: "read", want: 200},
 		{op: "POST /v1/projects/{p}/conflicts/{id}/resolve", target: "/v1/projects/web/conflicts/0123456789abcdef01234567/resolve",
-			key: "write", body: []byte(`{"pick":"01JQ8Z6W60R4M2XH5V3K9P7SAB"}`), header: jsonCT, want: 501},
+			key: "write", body: []byte(`{"pick":"01JQ8Z6W60R4M2XH5V3K9P7SAB"}`), header: jsonCT, want: 404},
 		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?format=csv", key: "read", want: 501},
 		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dtcg", key: "read", want: 501},
 		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true", key: "write",

@@ -149,7 +149,7 @@ func (s *Server) routes() {
 		{"POST", "/v1/projects/{p}/changes", ScopeWrite, s.changes},
 		{"GET", "/v1/projects/{p}/events", ScopeRead, s.listEvents},
 		{"GET", "/v1/projects/{p}/conflicts", ScopeRead, s.listConflicts},
-		{"POST", "/v1/projects/{p}/conflicts/{id}/resolve", ScopeWrite, notYet("conflict resolution")},
+		{"POST", "/v1/projects/{p}/conflicts/{id}/resolve", ScopeWrite, s.resolveConflict},
 
 		{"GET", "/v1/projects/{p}/audit", ScopeRead, notYet("audit export")},
 		{"GET", "/v1/projects/{p}/export", ScopeRead, notYet("export")},

@@ -21,6 +21,7 @@ type Type string
 // and writes no field.
 const (
 	ProjectCreate   Type = "project.create"
+	ProjectUpdate   Type = "project.update"
 	TokenSet        Type = "token.set"
 	TokenDelete     Type = "token.delete"
 	ComponentSet    Type = "component.set"
@@ -37,7 +38,7 @@ const (
 // Kind returns the kind of entity the type concerns, or "" for an unknown type.
 func (t Type) Kind() string {
 	switch t {
-	case ProjectCreate:
+	case ProjectCreate, ProjectUpdate:
 		return KindProject
 	case TokenSet, TokenDelete:
 		return KindToken

@@ -39,6 +39,7 @@ func memEventLess(a, b memEvent) bool { return a.pos.Compare(b.pos) < 0 }
 // memProject is one project's log and projection. Events are shared, never
 // copied: they are immutable once appended.
 type memProject struct {
+	pending map[string]map[ulid.ULID]*events.Event // dep -> held events
 	id      string
 	kv      *btree.BTreeG[kv]
 	log     *btree.BTreeG[memEvent]
@@ -50,12 +51,13 @@ type memProject struct {
 
 func newMemProject(id string) *memProject {
 	return &memProject{
-		id:     id,
-		kv:     btree.NewG(32, kvLess),
-		log:    btree.NewG(32, memEventLess),
-		byID:   map[ulid.ULID]*events.Event{},
-		entity: map[string][]*events.Event{},
-		sites:  map[string][]*events.Event{},
+		id:      id,
+		kv:      btree.NewG(32, kvLess),
+		log:     btree.NewG(32, memEventLess),
+		byID:    map[ulid.ULID]*events.Event{},
+		entity:  map[string][]*events.Event{},
+		sites:   map[string][]*events.Event{},
+		pending: map[string]map[ulid.ULID]*events.Event{},
 	}
 }
 
@@ -75,7 +77,7 @@ func (m *Memory) Update(ctx context.Context, project string, fn func(Tx) error) 
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if tx.p.log.Len() > 0 {
+	if tx.p.log.Len() > 0 || len(tx.p.pending) > 0 {
 		m.projects[project] = tx.p
 	}
 	return nil
@@ -118,6 +120,13 @@ func (p *memProject) clone() *memProject {
 		entity:  make(map[string][]*events.Event, len(p.entity)),
 		sites:   make(map[string][]*events.Event, len(p.sites)),
 		lamport: p.lamport,
+		pending: make(map[string]map[ulid.ULID]*events.Event, len(p.pending)),
+	}
+	for dep, held := range p.pending {
+		c.pending[dep] = make(map[ulid.ULID]*events.Event, len(held))
+		for id, e := range held {
+			c.pending[dep][id] = e
+		}
 	}
 	for k, v := range p.byID {
 		c.byID[k] = v
@@ -273,4 +282,61 @@ func (t *memTx) AppendLog(e *events.Event, _ bool) (bool, error) {
 		t.p.lamport = e.Lamport
 	}
 	return true, nil
+}
+
+func (t *memTx) PendingFor(dep string) ([]*events.Event, error) {
+	var out []*events.Event
+	for _, e := range t.p.pending[dep] {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.Compare(out[j].ID) < 0 })
+	return out, nil
+}
+
+func (t *memTx) ScanPending(fn func(*events.Event, string) error) error {
+	deps := make([]string, 0, len(t.p.pending))
+	for dep := range t.p.pending {
+		deps = append(deps, dep)
+	}
+	sort.Strings(deps)
+	for _, dep := range deps {
+		evs, _ := t.PendingFor(dep)
+		for _, e := range evs {
+			if err := fn(e, dep); err != nil {
+				if err == events.StopScan {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *memTx) HoldPending(e *events.Event, dep string) error {
+	if t.readOnly {
+		return errReadOnly
+	}
+	if t.p.pending[dep] == nil {
+		t.p.pending[dep] = map[ulid.ULID]*events.Event{}
+	}
+	t.p.pending[dep][e.ID] = e
+	return nil
+}
+
+func (t *memTx) TakePending(dep string) ([]*events.Event, error) {
+	if t.readOnly {
+		return nil, errReadOnly
+	}
+	out, _ := t.PendingFor(dep)
+	delete(t.p.pending, dep)
+	return out, nil
+}
+
+func (t *memTx) PendingCount() (int, error) {
+	n := 0
+	for _, held := range t.p.pending {
+		n += len(held)
+	}
+	return n, nil
 }

@@ -60,6 +60,9 @@ type Project struct {
 type ProjectCounts struct {
 	Counts
 	Events uint64 `json:"events"`
+	// Pending counts events received but held until what they depend on
+	// arrives (the causal buffer).
+	Pending int `json:"pending"`
 }
 
 func involved(r Reader, kind, id string) (bool, error) {
@@ -249,6 +252,9 @@ func ReadProject(r Reader) (*Project, error) {
 		return nil, err
 	}
 	p.Counts.Events = p.Vector.Total()
+	if p.Counts.Pending, err = r.PendingCount(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -20,12 +19,10 @@ var (
 	simSeed  = flag.Int64("sim.seed", -1, "run only this seed")
 )
 
-// simSite is a simulated site: a Site over memory, and an inbox of events
-// received but not yet applicable (the causal buffer).
+// simSite is a simulated site: a Site over memory.
 type simSite struct {
 	*projections.Site
 	store *projections.Memory
-	inbox []*events.Event
 }
 
 // dump returns every projection key and value of the project, in order.
@@ -59,27 +56,16 @@ func allEvents(t testing.TB, store projections.Storage, project string) []*event
 	return evs
 }
 
-// deliver hands events to a site's causal buffer and applies everything
-// that has become applicable, one event at a time, as the applier does.
+// deliver hands events to a site's applier, which holds those whose
+// dependencies have not arrived in its causal buffer.
 func (s *simSite) deliver(t testing.TB, evs ...*events.Event) {
 	t.Helper()
-	s.inbox = append(s.inbox, evs...)
-	for progress := true; progress; {
-		progress = false
-		var wait []*events.Event
-		for _, e := range s.inbox {
-			_, err := s.Ingest(context.Background(), e.Project, []*events.Event{e})
-			var gap *events.GapError
-			switch {
-			case errors.As(err, &gap):
-				wait = append(wait, e)
-			case err != nil:
-				t.Fatalf("site %s ingest %s: %v", s.ID(), e.ID, err)
-			default:
-				progress = true
-			}
-		}
-		s.inbox = wait
+	rc, err := s.Receive(context.Background(), "p", evs)
+	if err != nil {
+		t.Fatalf("site %s receive: %v", s.ID(), err)
+	}
+	if len(rc.Refused) > 0 {
+		t.Fatalf("site %s refused %v", s.ID(), rc.Refused)
 	}
 }
 
@@ -177,8 +163,8 @@ func runSeed(t *testing.T, seed int64) {
 	want := dump(t, sites[0].store, "p")
 	wantConf, _ := sites[0].Conflicts(context.Background(), "p")
 	for _, s := range sites {
-		if len(s.inbox) != 0 {
-			t.Fatalf("seed %d: site %s still buffers %d events", seed, s.ID(), len(s.inbox))
+		if held, _ := s.Pending(context.Background(), "p"); len(held) != 0 {
+			t.Fatalf("seed %d: site %s still holds %d events: %v", seed, s.ID(), len(held), held)
 		}
 		if got := dump(t, s.store, "p"); !bytes.Equal(got, want) {
 			t.Fatalf("seed %d: site %s diverged from s0:\n--- s0\n%s\n--- %s\n%s", seed, s.ID(), want, s.ID(), got)

@@ -22,6 +22,9 @@ type Site struct {
 	store Storage
 	now   func() time.Time
 	ids   *events.IDSource
+
+	aheadTolerance, driftLimit time.Duration
+	skew                       skewWatch
 }
 
 // SiteConfig configures a Site.
@@ -35,6 +38,12 @@ type SiteConfig struct {
 	Now func() time.Time
 	// Rand is the entropy of event and entity ids. Default crypto/rand.
 	Rand io.Reader
+	// AheadTolerance is how far ahead of this site's clock a received
+	// event's wall time may be before it is flagged. Default 5 s.
+	AheadTolerance time.Duration
+	// DriftLimit is how far ahead another site's clock may run before it is
+	// flagged as drifting. Default 1 h.
+	DriftLimit time.Duration
 }
 
 // NewSite returns a site over cfg.Storage.
@@ -51,7 +60,15 @@ func NewSite(cfg SiteConfig) (*Site, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &Site{id: cfg.ID, store: cfg.Storage, now: cfg.Now, ids: events.NewIDSource(cfg.Rand)}, nil
+	if cfg.AheadTolerance <= 0 {
+		cfg.AheadTolerance = DefaultAheadTolerance
+	}
+	if cfg.DriftLimit <= 0 {
+		cfg.DriftLimit = DefaultDriftLimit
+	}
+	return &Site{id: cfg.ID, store: cfg.Storage, now: cfg.Now, ids: events.NewIDSource(cfg.Rand),
+		aheadTolerance: cfg.AheadTolerance, driftLimit: cfg.DriftLimit,
+		skew: skewWatch{lead: map[string]time.Duration{}}}, nil
 }
 
 // ID returns the site id.
@@ -428,18 +445,4 @@ func (s *Site) Conflicts(ctx context.Context, project string) ([]*Conflict, erro
 		return err
 	})
 	return cs, err
-}
-
-// Ingest folds events made elsewhere (by peers, or replayed from an
-// archive) into the project, atomically, skipping those already held. Every
-// event's dependencies (its site's previous event, its parents) must be in
-// the log or earlier in evs; otherwise the whole call fails with a
-// *events.GapError and nothing is appended. It returns the events appended.
-func (s *Site) Ingest(ctx context.Context, project string, evs []*events.Event) ([]*events.Event, error) {
-	var appended []*events.Event
-	err := s.store.Update(ctx, project, func(tx Tx) (err error) {
-		appended, err = Fold(tx, evs)
-		return err
-	})
-	return appended, err
 }

@@ -35,6 +35,13 @@ type Reader interface {
 	Lamport() uint64
 	// Vector returns the project's version vector.
 	Vector() (events.Vector, error)
+
+	// PendingFor returns the held events waiting for dep (see Tx.HoldPending).
+	PendingFor(dep string) ([]*events.Event, error)
+	// ScanPending calls fn for every held event and what it waits for.
+	ScanPending(fn func(e *events.Event, dep string) error) error
+	// PendingCount returns how many events are held.
+	PendingCount() (int, error)
 }
 
 // Tx is a read-write transaction on one project. Its reads see its own
@@ -54,6 +61,14 @@ type Tx interface {
 	// so the store may skip looking for a duplicate. Only the fold calls
 	// it: that is what keeps log and projection in step.
 	AppendLog(e *events.Event, fresh bool) (bool, error)
+
+	// HoldPending keeps e, received before something it depends on, until
+	// dep arrives: the causal buffer. dep names the missing dependency
+	// (see PendingDep). Holding an event twice keeps it once. Held events
+	// are not part of the projection: a rebuild keeps them.
+	HoldPending(e *events.Event, dep string) error
+	// TakePending removes and returns the events waiting for dep.
+	TakePending(dep string) ([]*events.Event, error)
 }
 
 // Storage keeps logs and projections. Update commits atomically and durably

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -363,4 +364,134 @@ func BenchmarkRebuild1M(b *testing.B) {
 	b.ReportMetric(took.Seconds(), "rebuild-s")
 	b.ReportMetric(rss, "peak-rss-MiB")
 	b.ReportMetric(float64(n)/load.Seconds(), "load-events/s")
+}
+
+// benchPeers returns two sites over Pebble stores sharing project "bench".
+func benchPeers(b *testing.B) (local, peer *projections.Site, peerStore *pebble.Store) {
+	b.Helper()
+	mk := func(id string) (*projections.Site, *pebble.Store) {
+		store, err := pebble.Open(b.TempDir(), pebble.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
+		s, _ := projections.NewSite(projections.SiteConfig{ID: id, Storage: store})
+		return s, store
+	}
+	local, localStore := mk("paris")
+	peer, peerStore = mk("lyon")
+	if _, err := local.CreateProject(context.Background(), "bench", "", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	sync := func(to *projections.Site, from *pebble.Store) {
+		var evs []*events.Event
+		projections.NewLog(from).Scan(context.Background(), "bench", events.Position{}, func(e *events.Event) error {
+			evs = append(evs, e)
+			return nil
+		})
+		if _, err := to.Receive(context.Background(), "bench", evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = localStore
+	b.Cleanup(func() {})
+	peerSync = func() { sync(local, peerStore) }
+	localSync = func() { sync(peer, localStore) }
+	return local, peer, peerStore
+}
+
+var peerSync, localSync func()
+
+// BenchmarkMerge: a site with 5,000 local changes receives 3,000 changes a
+// peer made concurrently, 1,500 of them conflicting (the same token value
+// set to another value) and 1,500 merging cleanly (another field): the
+// time for the receiving site to fold them, open the conflicts and commit.
+func BenchmarkMerge(b *testing.B) {
+	ctx := context.Background()
+	local, peer, peerStore := benchPeers(b)
+	if _, err := local.Apply(ctx, "bench", "bench", tokenChanges(5000, "m")); err != nil {
+		b.Fatal(err)
+	}
+	localSync() // the peer starts from the same 5,000 tokens
+	var mine, theirs []projections.Change
+	for i, c := range tokenChanges(5000, "m") {
+		mine = append(mine, projections.Change{Path: c.Path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"color","$value":"#%06x","$description":"token %d"}`, (i*7919+1)&0xffffff, i))})
+		switch {
+		case i < 1500: // the same field, another value: a conflict
+			theirs = append(theirs, projections.Change{Path: c.Path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"color","$value":"#%06x","$description":"token %d"}`, (i*104729+3)&0xffffff, i))})
+		case i < 3000: // another field: merges
+			var d map[string]json.RawMessage
+			json.Unmarshal(c.Data, &d)
+			theirs = append(theirs, projections.Change{Path: c.Path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"color","$value":%s,"$description":"edited elsewhere %d"}`, d["$value"], i))})
+		}
+	}
+	if _, err := local.Apply(ctx, "bench", "paris-user", mine); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := peer.Apply(ctx, "bench", "lyon-user", theirs); err != nil {
+		b.Fatal(err)
+	}
+	var incoming []*events.Event
+	projections.NewLog(peerStore).Scan(ctx, "bench", events.Position{}, func(e *events.Event) error {
+		if e.Site == "lyon" {
+			incoming = append(incoming, e)
+		}
+		return nil
+	})
+	b.ResetTimer()
+	if f := os.Getenv("DSS_BENCH_MERGE_PROFILE"); f != "" {
+		pf, _ := os.Create(f)
+		pprof.StartCPUProfile(pf)
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
+	t0 := time.Now()
+	rc, err := local.Receive(ctx, "bench", incoming)
+	took := time.Since(t0)
+	b.StopTimer()
+	if err != nil || len(rc.Applied) != 3000 {
+		b.Fatalf("merge: %v applied %d", err, len(rc.Applied))
+	}
+	p, _ := local.Project(ctx, "bench")
+	if p.Counts.Conflicts != 1500 {
+		b.Fatalf("%d conflicts, want 1500", p.Counts.Conflicts)
+	}
+	b.ReportMetric(float64(took.Microseconds())/1000, "merge-ms")
+	b.ReportMetric(float64(took.Microseconds())/3000, "us/incoming-event")
+}
+
+// BenchmarkLateArrival: the cost of one event arriving late (concurrent
+// with the entity's last write), which recomputes its entity from a history
+// of n events, for n = 10, 100, 1,000.
+func BenchmarkLateArrival(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{10, 100, 1000} {
+		local, peer, peerStore := benchPeers(b)
+		path := "hot.token"
+		if _, err := local.ApplyOne(ctx, "bench", "u", projections.Change{Path: path, Data: json.RawMessage(`{"$type":"number","$value":0}`)}); err != nil {
+			b.Fatal(err)
+		}
+		localSync()
+		for i := 1; i < n; i++ {
+			local.ApplyOne(ctx, "bench", "u", projections.Change{Path: path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d}`, i))})
+		}
+		const rounds = 50
+		var late []*events.Event
+		for i := 0; i < rounds; i++ { // the peer writes on its stale copy: each is concurrent with the local history
+			peer.ApplyOne(ctx, "bench", "v", projections.Change{Path: path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d,"$description":"late %d"}`, -i, i))})
+		}
+		projections.NewLog(peerStore).Scan(ctx, "bench", events.Position{}, func(e *events.Event) error {
+			if e.Site == "lyon" {
+				late = append(late, e)
+			}
+			return nil
+		})
+		t0 := time.Now()
+		for _, e := range late {
+			if _, err := local.Receive(ctx, "bench", []*events.Event{e}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per := time.Since(t0) / rounds
+		b.ReportMetric(float64(per.Microseconds()), fmt.Sprintf("us/late-event@%d", n))
+	}
 }

@@ -32,6 +32,7 @@ type Config struct {
 	LogFormat   string
 	MaxBody     int64
 	CacheMiB    int64
+	SkewTol     time.Duration
 }
 
 // setting is one configuration setting: its name (the flag and file key),
@@ -87,6 +88,15 @@ var settings = []setting{
 				return errors.New("must be a Go duration such as 90s or -2h")
 			}
 			c.ClockOffset = d
+			return nil
+		}},
+	{name: "skew-tolerance", def: "5s", usage: "how far ahead of this site's clock a received event may be before it is flagged",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return errors.New("must be a positive Go duration such as 5s")
+			}
+			c.SkewTol = d
 			return nil
 		}},
 	{name: "tls-cert", usage: "TLS certificate file (PEM); with --tls-key, serve HTTPS (TLS 1.3)",

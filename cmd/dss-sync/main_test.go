@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/internal/jetstream"
+	"github.com/dss-sync/dss-sync/projections"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 )
 
@@ -119,5 +121,55 @@ func TestMainServesAndRestarts(t *testing.T) {
 	other := &Main{Config: *cfg, Logger: slog.New(slog.DiscardHandler)}
 	if err := other.Open(context.Background()); err == nil || !strings.Contains(err.Error(), `belongs to site "paris"`) {
 		t.Fatalf("opening paris's data dir as lyon: %v", err)
+	}
+}
+
+// TestMainAppliesItsInbox publishes a simulated site's events to a running
+// site's inbox: the applier folds them, and /metrics counts them.
+func TestMainAppliesItsInbox(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	m := MustRunMain(t, dir, "paris")
+	key := adminKey(t, dir)
+
+	sim, _ := projections.NewSite(projections.SiteConfig{ID: "lyon", Storage: projections.NewMemory()})
+	sim.CreateProject(ctx, "shared", "Shared", "bob")
+	sim.ApplyOne(ctx, "shared", "bob", projections.Change{Path: "color.brand", Data: json.RawMessage(`{"$type":"color","$value":"#00ff00"}`)})
+	var buf strings.Builder
+	sim.Storage().View(ctx, "shared", func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error {
+			b, _ := json.Marshal(e)
+			buf.Write(b)
+			buf.WriteByte('\n')
+			return nil
+		})
+	})
+	js, _ := natsjs.New(m.Conn)
+	if _, err := js.Publish(ctx, jetstream.InboxSubject("paris", "shared"), []byte(buf.String())); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var tok struct {
+			Value string `json:"$value"`
+		}
+		if call(t, m.HTTPURL(), key, "GET", "/v1/projects/shared/tokens/color.brand", "", &tok) == 200 && tok.Value == "#00ff00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the inbox's events were not applied")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req, _ := http.NewRequest("GET", m.HTTPURL()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), `dss_events_received_total{result="applied"} 2`) {
+		t.Fatalf("metrics lack the applied events:\n%s", body)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/dss-sync/dss-sync/internal/pebble"
 	"github.com/dss-sync/dss-sync/projections"
 	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -39,8 +41,9 @@ type Main struct {
 	Store  *pebble.Store
 	NATS   *jetstream.Server // nil with --nats-url
 	Conn   *nats.Conn
-	Outbox *jetstream.Outbox
-	Site   *projections.Site
+	Outbox  *jetstream.Outbox
+	Applier *jetstream.Applier
+	Site    *projections.Site
 	Keys   *keys.Store
 	API    *api.Server
 
@@ -82,6 +85,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	offset := c.ClockOffset
 	if m.Site, err = projections.NewSite(projections.SiteConfig{
 		ID: c.Site, Storage: m.Store, Now: func() time.Time { return time.Now().Add(offset) },
+		AheadTolerance: c.SkewTol,
 	}); err != nil {
 		return err
 	}
@@ -120,7 +124,34 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
+	ijs, err := natsjs.New(m.Conn)
+	if err != nil {
+		return err
+	}
+	if _, err := jetstream.EnsureInbox(ctx, ijs, c.Site); err != nil {
+		return err
+	}
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_events_received_total",
+		Help: "Events made elsewhere, by what the applier did with them."}, []string{"result"})
+	skewFlags := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_skew_flags_total",
+		Help: "Clock-skew flags raised on received events (evidence only; nothing is reordered)."}, []string{"flag"})
+	if m.Applier, err = jetstream.NewApplier(jetstream.ApplierConfig{
+		Conn: m.Conn, Stream: jetstream.InboxStream(c.Site), Durable: "applier", Site: m.Site, Logger: m.Logger,
+		OnReceipt: func(_ string, rc *projections.Receipt) {
+			received.WithLabelValues("applied").Add(float64(len(rc.Applied)))
+			received.WithLabelValues("duplicate").Add(float64(rc.Duplicates))
+			received.WithLabelValues("held").Add(float64(len(rc.Held)))
+			received.WithLabelValues("refused").Add(float64(len(rc.Refused)))
+			for _, f := range rc.Flags {
+				skewFlags.WithLabelValues(f.Flag).Inc()
+			}
+		},
+	}); err != nil {
+		return err
+	}
+
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(received, skewFlags)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_events_committed", Help: "Events this site's log holds (local commit number)."},
@@ -157,10 +188,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done, m.errc = cancel, make(chan struct{}), make(chan error, 1)
-	go func() {
-		defer close(m.done)
-		m.Outbox.Run(runCtx)
-	}()
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{m.Outbox.Run, m.Applier.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(runCtx) }()
+	}
+	go func() { wg.Wait(); close(m.done) }()
 	go func() {
 		if err := m.httpServer.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.errc <- err

@@ -39,6 +39,33 @@ func EventSubject(site, project string) string { return "dss." + site + ".ev." +
 // StreamSubjects returns the subjects of a site's stream.
 func StreamSubjects(site string) []string { return []string{"dss." + site + ".ev.>"} }
 
+// A site's inbox takes events made elsewhere that are handed to it (archive
+// imports, tools): stream DSS-IN-<site>, subject dss.<site>.in.<project>,
+// NDJSON payloads. Its applier consumes it; acknowledged messages are gone
+// (work-queue retention): the log is the record.
+
+// InboxStream returns the name of a site's inbox stream.
+func InboxStream(site string) string { return "DSS-IN-" + site }
+
+// InboxSubject returns the subject events for a project are handed to a site on.
+func InboxSubject(site, project string) string { return "dss." + site + ".in." + project }
+
+// EnsureInbox creates the site's inbox stream, or updates it.
+func EnsureInbox(ctx context.Context, js natsjs.JetStream, site string) (natsjs.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+		Name:        InboxStream(site),
+		Description: "events handed to site " + site + " for applying",
+		Subjects:    []string{"dss." + site + ".in.>"},
+		Storage:     natsjs.FileStorage,
+		Retention:   natsjs.WorkQueuePolicy,
+		MaxMsgSize:  8 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure inbox %s: %w", InboxStream(site), err)
+	}
+	return st, nil
+}
+
 // EnsureStream creates the site's stream, or updates it to the expected
 // configuration, and returns it.
 func EnsureStream(ctx context.Context, js natsjs.JetStream, site string) (natsjs.Stream, error) {

@@ -22,6 +22,8 @@ import (
 //	V project 0x00 gen(8) projection-key -> projection value, in the project's generation gen
 //	M "gen" 0x00 project                -> the project's current projection generation (8 bytes)
 //	P project                           -> (empty): the project has a log
+//	W project 0x00 dep 0x00 id(16)      -> an event held until dep arrives (the causal buffer)
+//	W project 0x00 0x00                 -> how many events are held (8 bytes)
 //	B bucket 0x00 key                   -> subsystem data (API keys, jobs)
 //	M name                              -> store metadata
 const (
@@ -32,6 +34,7 @@ const (
 	tCommit   = 'C'
 	tView     = 'V'
 	tProject  = 'P'
+	tPending  = 'W'
 	tBucket   = 'B'
 	tMetadata = 'M'
 )
@@ -96,6 +99,10 @@ func viewKey(project string, gen uint64, k []byte) []byte {
 func genKey(project string) []byte { return append([]byte{tMetadata}, "gen\x00"+project...) }
 
 func projectKey(project string) []byte { return append([]byte{tProject}, project...) }
+
+func pendingPrefix(project, dep string) []byte { return prefix(tPending, project, dep) }
+
+func pendingCountKey(project string) []byte { return append(prefix(tPending, project), 0) }
 
 // upperBound returns the smallest key greater than every key with prefix p.
 func upperBound(p []byte) []byte {

@@ -518,6 +518,34 @@ func siteEvents(r reader, project, site string, after uint64, limit int) ([]*eve
 	return out, nil
 }
 
+func (v *view) PendingFor(dep string) ([]*events.Event, error) {
+	p := pendingPrefix(v.project, dep)
+	var out []*events.Event
+	err := scan(v.r, p, upperBound(p), func(k, val []byte) error {
+		e, err := events.Unmarshal(val)
+		if err != nil {
+			return fmt.Errorf("held event at %q: %w", k, err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+func (v *view) ScanPending(fn func(*events.Event, string) error) error {
+	return scanPending(v.project, fn, func(lo, hi []byte, f func(k, val []byte) error) error {
+		return scan(v.r, lo, hi, f)
+	})
+}
+
+func (v *view) PendingCount() (int, error) {
+	b, ok, err := get(v.r, pendingCountKey(v.project))
+	if err != nil || !ok || len(b) != 8 {
+		return 0, err
+	}
+	return int(binary.BigEndian.Uint64(b)), nil
+}
+
 func (v *view) loadState() *projectState {
 	if v.state == nil {
 		st, err := loadState(v.r, v.project)

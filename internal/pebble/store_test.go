@@ -259,3 +259,53 @@ func TestReopenKeepsState(t *testing.T) {
 		t.Fatalf("feed at %d after reopen and one write, want %d", got, p1.Counts.Events+1)
 	}
 }
+
+// TestCausalBufferIsDurable holds events whose predecessors are missing,
+// restarts the store, then delivers the predecessors: the held events apply.
+// A rebuild in between keeps them (they are not part of the projection).
+func TestCausalBufferIsDurable(t *testing.T) {
+	ctx := context.Background()
+	origin := newSite(t, "paris", projections.NewMemory(), 1)
+	origin.CreateProject(ctx, "design", "", "u")
+	for i := 0; i < 5; i++ {
+		if _, err := origin.ApplyOne(ctx, "design", "u", projections.Change{Path: fmt.Sprintf("t.n%d", i), Data: json.RawMessage(`{"$type":"number","$value":1}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []*events.Event
+	origin.Storage().View(ctx, "design", func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
+	})
+
+	dir := t.TempDir()
+	store, err := pebble.Open(dir, pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSite(t, "lyon", store, 2)
+	rc, err := s.Receive(ctx, "design", evs[3:]) // seq 4 and 5 of paris: 1..3 missing
+	if err != nil || len(rc.Held) != 3 || len(rc.Applied) != 0 {
+		t.Fatalf("receipt %+v %v", rc, err)
+	}
+	store.Close()
+
+	store = openStore(t, dir)
+	s = newSite(t, "lyon", store, 3)
+	if held, _ := s.Pending(ctx, "design"); len(held) != 3 {
+		t.Fatalf("after restart %d held, want 3", len(held))
+	}
+	if err := store.Rebuild(ctx, "design"); err != nil {
+		t.Fatal(err)
+	}
+	rc, err = s.Receive(ctx, "design", evs[:3])
+	if err != nil || len(rc.Applied) != 6 {
+		t.Fatalf("receipt %+v %v", rc, err)
+	}
+	if held, _ := s.Pending(ctx, "design"); len(held) != 0 {
+		t.Fatalf("still held %v", held)
+	}
+	p, _ := s.Project(ctx, "design")
+	if p.Counts.Tokens != 5 || p.Vector["paris"] != 6 {
+		t.Fatalf("project %+v", p)
+	}
+}

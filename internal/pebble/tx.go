@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -35,16 +36,12 @@ type tx struct {
 	// written: bytes held by writes, for a rebuild's memory budget.
 	written int
 
-	writes   map[string]write
+	writes   map[string]projections.Override
+	pending  map[string]projections.Override // causal-buffer writes, apart: scanned on every applied event
 	log      *pebble.Batch
 	appended []*events.Event
 	byID     map[ulid.ULID]*events.Event
 	byEntity map[string][]*events.Event
-}
-
-type write struct {
-	v   []byte
-	del bool
 }
 
 var _ projections.Tx = (*tx)(nil)
@@ -52,7 +49,7 @@ var _ projections.Tx = (*tx)(nil)
 func newTx(s *Store, project string, st *projectState) *tx {
 	return &tx{
 		s: s, project: project, gen: st.gen, base: st, lamport: st.lamport, commit: s.commit,
-		writes: map[string]write{}, log: s.db.NewBatch(),
+		writes: map[string]projections.Override{}, pending: map[string]projections.Override{}, log: s.db.NewBatch(),
 		byID: map[ulid.ULID]*events.Event{}, byEntity: map[string][]*events.Event{},
 	}
 }
@@ -68,10 +65,10 @@ func (t *tx) spill(max int) error {
 		return err
 	}
 	for k, w := range t.writes {
-		if w.del {
+		if w.Deleted {
 			b.Delete([]byte(k), nil)
 		} else {
-			b.Set([]byte(k), w.v, nil)
+			b.Set([]byte(k), w.Value, nil)
 		}
 		if b.Len() > max {
 			if err := flush(); err != nil {
@@ -82,7 +79,7 @@ func (t *tx) spill(max int) error {
 	}
 	err := flush()
 	b.Close()
-	t.writes, t.written, t.fresh = map[string]write{}, 0, false
+	t.writes, t.written, t.fresh = map[string]projections.Override{}, 0, false
 	return err
 }
 
@@ -90,11 +87,13 @@ func (t *tx) spill(max int) error {
 func (t *tx) batch() *pebble.Batch {
 	b := t.log
 	t.log = nil
-	for k, w := range t.writes {
-		if w.del {
-			b.Delete([]byte(k), nil)
-		} else {
-			b.Set([]byte(k), w.v, nil)
+	for _, m := range []map[string]projections.Override{t.writes, t.pending} {
+		for k, w := range m {
+			if w.Deleted {
+				b.Delete([]byte(k), nil)
+			} else {
+				b.Set([]byte(k), w.Value, nil)
+			}
 		}
 	}
 	if len(t.appended) > 0 {
@@ -119,10 +118,10 @@ func (t *tx) Project() string { return t.project }
 func (t *tx) Get(key []byte) ([]byte, bool, error) {
 	k := viewKey(t.project, t.gen, key)
 	if w, ok := t.writes[string(k)]; ok {
-		if w.del {
+		if w.Deleted {
 			return nil, false, nil
 		}
-		return append([]byte(nil), w.v...), true, nil
+		return append([]byte(nil), w.Value...), true, nil
 	}
 	if t.fresh {
 		return nil, false, nil
@@ -140,10 +139,10 @@ func (t *tx) Get(key []byte) ([]byte, bool, error) {
 // publish records the committed transaction's writes in the store's caches.
 func (t *tx) publish() {
 	for k, w := range t.writes {
-		if w.del {
+		if w.Deleted {
 			t.s.values.put(k, nil)
 		} else {
-			t.s.values.put(k, w.v)
+			t.s.values.put(k, w.Value)
 		}
 	}
 	for _, e := range t.appended {
@@ -152,22 +151,22 @@ func (t *tx) publish() {
 }
 
 func (t *tx) Set(key, value []byte) error {
-	t.put(string(viewKey(t.project, t.gen, key)), write{v: append([]byte(nil), value...)})
+	t.put(string(viewKey(t.project, t.gen, key)), projections.Override{Value: append([]byte(nil), value...)})
 	return nil
 }
 
 func (t *tx) Delete(key []byte) error {
-	t.put(string(viewKey(t.project, t.gen, key)), write{del: true})
+	t.put(string(viewKey(t.project, t.gen, key)), projections.Override{Deleted: true})
 	return nil
 }
 
 // put records a write, keeping written equal to the bytes the overlay holds.
-func (t *tx) put(k string, w write) {
+func (t *tx) put(k string, w projections.Override) {
 	if old, ok := t.writes[k]; ok {
-		t.written -= len(k) + len(old.v) + 48
+		t.written -= len(k) + len(old.Value) + 48
 	}
 	t.writes[k] = w
-	t.written += len(k) + len(w.v) + 48
+	t.written += len(k) + len(w.Value) + 48
 }
 
 // Scan merges the database's keys with the overlay's, the overlay winning.
@@ -181,57 +180,117 @@ func (t *tx) Scan(p, after []byte, fn func(k, v []byte) error) error {
 	if after != nil && bytes.Compare(after, p) >= 0 {
 		lo = append(viewKey(t.project, t.gen, after), 0)
 	}
+	return t.scanRange(lo, hi, t.fresh, t.writes, func(k, v []byte) error {
+		return fn(append([]byte(nil), k[len(base):]...), append([]byte(nil), v...))
+	})
+}
+
+// scanRange calls fn for the keys in [lo, hi) of the database merged with
+// the overlay over (which wins), in order; fresh skips the database.
+func (t *tx) scanRange(lo, hi []byte, fresh bool, over map[string]projections.Override, fn func(k, v []byte) error) error {
 	var mine []string
-	for k := range t.writes {
+	for k := range over {
 		if k >= string(lo) && (hi == nil || k < string(hi)) {
 			mine = append(mine, k)
 		}
 	}
 	sort.Strings(mine)
-	emit := func(k, v []byte) error {
-		return fn(append([]byte(nil), k[len(base):]...), append([]byte(nil), v...))
+	dbHi := hi
+	if fresh {
+		dbHi = lo
 	}
-	flushMine := func(upTo []byte) error { // overlay keys before upTo (nil: all)
-		for len(mine) > 0 && (upTo == nil || mine[0] < string(upTo)) {
-			w := t.writes[mine[0]]
-			k := mine[0]
-			mine = mine[1:]
-			if !w.del {
-				if err := emit([]byte(k), w.v); err != nil {
-					return err
-				}
-			}
+	base := func(f func(k, v []byte) error) error { return scan(t.s.db, lo, dbHi, f) }
+	return projections.MergeScan(base, mine, over, fn)
+}
+
+// PendingFor implements projections.Reader.
+func (t *tx) PendingFor(dep string) ([]*events.Event, error) {
+	p := pendingPrefix(t.project, dep)
+	var out []*events.Event
+	err := t.scanRange(p, upperBound(p), false, t.pending, func(k, v []byte) error {
+		e, err := events.Unmarshal(v)
+		if err != nil {
+			return fmt.Errorf("held event at %q: %w", k, err)
 		}
+		out = append(out, e)
 		return nil
-	}
-	dbLo, dbHi := lo, hi
-	if t.fresh { // nothing on disk in this generation
-		dbHi = dbLo
-	}
-	err := scan(t.s.db, dbLo, dbHi, func(k, v []byte) error {
-		if err := flushMine(k); err != nil {
-			return err
-		}
-		if _, overridden := t.writes[string(k)]; overridden {
-			if len(mine) > 0 && mine[0] == string(k) {
-				w := t.writes[mine[0]]
-				mine = mine[1:]
-				if !w.del {
-					return emit(k, w.v)
-				}
-			}
+	})
+	return out, err
+}
+
+// ScanPending implements projections.Reader.
+func (t *tx) ScanPending(fn func(*events.Event, string) error) error {
+	return scanPending(t.project, fn, func(lo, hi []byte, f func(k, v []byte) error) error {
+		return t.scanRange(lo, hi, false, t.pending, f)
+	})
+}
+
+// scanPending walks a project's held events through scanFn.
+func scanPending(project string, fn func(*events.Event, string) error, scanFn func(lo, hi []byte, f func(k, v []byte) error) error) error {
+	p := prefix(tPending, project)
+	return scanFn(p, upperBound(p), func(k, v []byte) error {
+		rest := k[len(p):]
+		i := bytes.IndexByte(rest, 0)
+		if i <= 0 { // the count key
 			return nil
 		}
-		return emit(k, v)
+		e, err := events.Unmarshal(v)
+		if err != nil {
+			return fmt.Errorf("held event at %q: %w", k, err)
+		}
+		return fn(e, string(rest[:i]))
 	})
+}
+
+// HoldPending implements projections.Tx.
+func (t *tx) HoldPending(e *events.Event, dep string) error {
+	k := append(pendingPrefix(t.project, dep), e.ID[:]...)
+	if _, held, err := t.getRaw(k); err != nil || held {
+		return err
+	}
+	t.pending[string(k)] = projections.Override{Value: e.Marshal()}
+	return t.addPendingCount(1)
+}
+
+// TakePending implements projections.Tx.
+func (t *tx) TakePending(dep string) ([]*events.Event, error) {
+	if n, err := t.PendingCount(); err != nil || n == 0 {
+		return nil, err // nothing held: the usual case, answered from one key
+	}
+	evs, err := t.PendingFor(dep)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	for _, e := range evs {
+		t.pending[string(append(pendingPrefix(t.project, dep), e.ID[:]...))] = projections.Override{Deleted: true}
+	}
+	return evs, t.addPendingCount(-len(evs))
+}
+
+// PendingCount implements projections.Tx.
+func (t *tx) PendingCount() (int, error) {
+	v, ok, err := t.getRaw(pendingCountKey(t.project))
+	if err != nil || !ok || len(v) != 8 {
+		return 0, err
+	}
+	return int(binary.BigEndian.Uint64(v)), nil
+}
+
+func (t *tx) addPendingCount(d int) error {
+	n, err := t.PendingCount()
 	if err != nil {
 		return err
 	}
-	err = flushMine(nil)
-	if err == events.StopScan {
-		return nil
+	t.pending[string(pendingCountKey(t.project))] = projections.Override{Value: binary.BigEndian.AppendUint64(nil, uint64(n+d))}
+	return nil
+}
+
+// getRaw reads a causal-buffer key through its overlay.
+func (t *tx) getRaw(k []byte) ([]byte, bool, error) {
+	if w, ok := t.pending[string(k)]; ok {
+		return w.Value, !w.Deleted, nil
 	}
-	return err
+	return get(t.s.db, k)
 }
 
 func (t *tx) Event(id ulid.ULID) (*events.Event, error) {

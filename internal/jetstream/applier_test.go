@@ -1,0 +1,238 @@
+package jetstream_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/internal/jetstream"
+	"github.com/dss-sync/dss-sync/internal/jetstream/jetstreamtest"
+	"github.com/dss-sync/dss-sync/internal/pebble"
+	"github.com/dss-sync/dss-sync/projections"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// retryUntil polls cond until it holds or the deadline passes.
+func retryUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// node is a site: a Pebble store, its own embedded JetStream server and an
+// outbox publishing its events there.
+type node struct {
+	site  *projections.Site
+	store *pebble.Store
+	srv   *jetstream.Server
+}
+
+func startNode(t *testing.T, ctx context.Context, id string, seed int64) *node {
+	t.Helper()
+	store, err := pebble.Open(t.TempDir(), pebble.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	var mu sync.Mutex
+	rng := rand.New(rand.NewSource(seed))
+	site, err := projections.NewSite(projections.SiteConfig{ID: id, Storage: store, Rand: lockedReader{&mu, rng}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := jetstreamtest.RunServer(t)
+	o, err := jetstream.NewOutbox(jetstream.OutboxConfig{Site: id, Conn: jetstreamtest.Connect(t, srv), Feed: store, Cursor: &memCursor{}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInBackground(t, ctx, o.Run)
+	return &node{site: site, store: store, srv: srv}
+}
+
+type lockedReader struct {
+	mu *sync.Mutex
+	r  *rand.Rand
+}
+
+func (l lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
+}
+
+func runInBackground(t *testing.T, ctx context.Context, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// follow makes to apply from's stream, as a peer does.
+func follow(t *testing.T, ctx context.Context, to, from *node, fromID, toID string) {
+	t.Helper()
+	a, err := jetstream.NewApplier(jetstream.ApplierConfig{
+		Conn: jetstreamtest.Connect(t, from.srv), Stream: jetstream.StreamName(fromID),
+		FilterSubjects: jetstream.StreamSubjects(fromID), Durable: toID + "-from-" + fromID,
+		Site: to.site, Logger: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInBackground(t, ctx, a.Run)
+}
+
+func dumpStore(t *testing.T, s projections.Storage) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	s.View(context.Background(), "design", func(r projections.Reader) error {
+		return r.Scan(nil, nil, func(k, v []byte) error { fmt.Fprintf(&b, "%q=%x\n", k, v); return nil })
+	})
+	return b.Bytes()
+}
+
+// TestTwoSitesConvergeThroughJetStream: two sites, each with its own
+// embedded JetStream, write concurrently to the same tokens while each
+// applies the other's stream; they end with byte-identical projections,
+// the same open conflicts and equal version vectors.
+func TestTwoSitesConvergeThroughJetStream(t *testing.T) {
+	ctx := context.Background()
+	paris, lyon := startNode(t, ctx, "paris", 1), startNode(t, ctx, "lyon", 2)
+	follow(t, ctx, lyon, paris, "paris", "lyon")
+	follow(t, ctx, paris, lyon, "lyon", "paris")
+	if _, err := paris.site.CreateProject(ctx, "design", "Design", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	retryUntil(t, 10*time.Second, "the project to reach lyon", func() bool {
+		_, err := lyon.site.Project(ctx, "design")
+		return err == nil
+	})
+	var wg sync.WaitGroup
+	for i, n := range []*node{paris, lyon} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(i)))
+			for j := 0; j < 150; j++ {
+				path := fmt.Sprintf("color.c%d", rng.Intn(20))
+				c := projections.Change{Path: path, Data: json.RawMessage(fmt.Sprintf(`{"$type":"color","$value":"#%06x"}`, rng.Intn(1<<24)))}
+				if rng.Intn(8) == 0 {
+					c = projections.Change{Op: projections.OpDelete, Path: path}
+				}
+				n.site.ApplyOne(ctx, "design", "writer", c) // some are refused (404 deletes): fine
+			}
+		}()
+	}
+	wg.Wait()
+	retryUntil(t, 30*time.Second, "equal version vectors", func() bool {
+		a, _ := paris.site.Project(ctx, "design")
+		b, _ := lyon.site.Project(ctx, "design")
+		return a != nil && b != nil && a.Vector.Equal(b.Vector)
+	})
+	if !bytes.Equal(dumpStore(t, paris.store), dumpStore(t, lyon.store)) {
+		t.Fatal("equal vectors but different projections")
+	}
+	ca, _ := paris.site.Conflicts(ctx, "design")
+	cb, _ := lyon.site.Conflicts(ctx, "design")
+	ja, _ := json.Marshal(ca)
+	jb, _ := json.Marshal(cb)
+	if !bytes.Equal(ja, jb) {
+		t.Fatal("different conflicts")
+	}
+	p, _ := paris.site.Project(ctx, "design")
+	t.Logf("converged: %d events, %d tokens, %d open conflicts", p.Counts.Events, p.Counts.Tokens, len(ca))
+	if len(ca) == 0 {
+		t.Fatal("concurrent writes to 20 tokens made no conflict: the test no longer tests merging")
+	}
+}
+
+// TestApplierMessages publishes events of a simulated site into a stream,
+// several per message, out of order, with duplicates and a poison message.
+func TestApplierMessages(t *testing.T) {
+	ctx := context.Background()
+	srv := jetstreamtest.RunServer(t)
+	nc := jetstreamtest.Connect(t, srv)
+	js, _ := natsjs.New(nc)
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "INBOX", Subjects: []string{"in.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := pebble.Open(t.TempDir(), pebble.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	site, _ := projections.NewSite(projections.SiteConfig{ID: "lyon", Storage: store})
+	var mu sync.Mutex
+	var receipts []*projections.Receipt
+	a, _ := jetstream.NewApplier(jetstream.ApplierConfig{Conn: nc, Stream: "INBOX", Durable: "lyon", Site: site, Logger: quiet,
+		OnReceipt: func(_ string, rc *projections.Receipt) { mu.Lock(); receipts = append(receipts, rc); mu.Unlock() }})
+	runInBackground(t, ctx, a.Run)
+
+	// A simulated site makes 20 events.
+	sim, _ := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(9))})
+	sim.CreateProject(ctx, "design", "", "sim")
+	for i := 0; i < 19; i++ {
+		sim.ApplyOne(ctx, "design", "sim", projections.Change{Path: fmt.Sprintf("n.t%d", i%5), Data: json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d}`, i))})
+	}
+	var evs []*events.Event
+	sim.Storage().View(ctx, "design", func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
+	})
+	ndjson := func(es []*events.Event) []byte {
+		var b bytes.Buffer
+		for _, e := range es {
+			j, _ := json.Marshal(e)
+			b.Write(j)
+			b.WriteByte('\n')
+		}
+		return b.Bytes()
+	}
+	// The second half first: held, for want of its predecessors.
+	js.Publish(ctx, "in.design", ndjson(evs[10:]))
+	retryUntil(t, 10*time.Second, "the second half to be held", func() bool {
+		held, _ := site.Pending(ctx, "design")
+		return len(held) == 10
+	})
+	// A poison message, then the first half (with two duplicates), then all again.
+	js.Publish(ctx, "in.design", []byte("{not an event}\n"))
+	js.Publish(ctx, "in.design", ndjson(evs[:12]))
+	retryUntil(t, 10*time.Second, "all 20 events applied", func() bool {
+		p, err := site.Project(ctx, "design")
+		return err == nil && p.Counts.Events == 20
+	})
+	js.Publish(ctx, "in.design", ndjson(evs))
+	if held, _ := site.Pending(ctx, "design"); len(held) != 0 {
+		t.Fatalf("held %v", held)
+	}
+	if !bytes.Equal(dumpStore(t, store), dumpStore(t, sim.Storage())) {
+		t.Fatal("the applied projection differs from the origin's")
+	}
+	cons, _ := js.Consumer(ctx, "INBOX", "lyon")
+	retryUntil(t, 5*time.Second, "every message acknowledged or terminated", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	held, dups := 0, 0
+	for _, rc := range receipts {
+		held += len(rc.Held)
+		dups += rc.Duplicates
+	}
+	if held != 10 || dups < 20 {
+		t.Fatalf("receipts show %d held and %d duplicates, want 10 held and at least 20 duplicates", held, dups)
+	}
+}
