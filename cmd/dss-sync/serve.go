@@ -38,14 +38,14 @@ type Main struct {
 	Logger *slog.Logger
 	Stdout io.Writer
 
-	Store  *pebble.Store
-	NATS   *jetstream.Server // nil with --nats-url
-	Conn   *nats.Conn
+	Store   *pebble.Store
+	NATS    *jetstream.Server // nil with --nats-url
+	Conn    *nats.Conn
 	Outbox  *jetstream.Outbox
 	Applier *jetstream.Applier
 	Site    *projections.Site
-	Keys   *keys.Store
-	API    *api.Server
+	Keys    *keys.Store
+	API     *api.Server
 
 	httpServer *http.Server
 	listener   net.Listener
