@@ -66,16 +66,9 @@ func setClaim(tx Tx, kind, path, id string, ref Ref) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	before := len(cl)
-	out := cl[:0]
-	for _, c := range cl {
-		if c.id != id {
-			out = append(out, c)
-		}
-	}
-	out = append(out, claim{id: id, ref: ref})
+	out := append(withoutClaim(cl, id), claim{id: id, ref: ref})
 	sort.Slice(out, func(i, j int) bool { return out[i].ref.Position().Compare(out[j].ref.Position()) < 0 })
-	return before, tx.Set(claimKey(kind, path), encodeClaims(out))
+	return len(cl), tx.Set(claimKey(kind, path), encodeClaims(out))
 }
 
 // dropClaim records that entity id no longer holds path. It returns how
@@ -85,15 +78,20 @@ func dropClaim(tx Tx, kind, path, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	before := len(cl)
-	out := cl[:0]
+	out := withoutClaim(cl, id)
+	if len(out) == 0 {
+		return len(cl), tx.Delete(claimKey(kind, path))
+	}
+	return len(cl), tx.Set(claimKey(kind, path), encodeClaims(out))
+}
+
+// withoutClaim returns the claims other than entity id's (a new slice).
+func withoutClaim(cl []claim, id string) []claim {
+	out := make([]claim, 0, len(cl)+1)
 	for _, c := range cl {
 		if c.id != id {
 			out = append(out, c)
 		}
 	}
-	if len(out) == 0 {
-		return before, tx.Delete(claimKey(kind, path))
-	}
-	return before, tx.Set(claimKey(kind, path), encodeClaims(out))
+	return out
 }

@@ -54,6 +54,37 @@ func MergeScan(base func(fn func(k, v []byte) error) error, keys []string, over 
 	return err
 }
 
+// MergeEvents calls fn for the events of a base scan (base, in total order,
+// after position after) merged with extra events not yet in the base, in
+// total order. events.StopScan from fn ends the walk without error. Every
+// transaction overlay scans its log with it.
+func MergeEvents(after events.Position, extra []*events.Event, base func(fn func(*events.Event) error) error, fn func(*events.Event) error) error {
+	var mine []*events.Event
+	for _, e := range extra {
+		if e.Position().Compare(after) > 0 {
+			mine = append(mine, e)
+		}
+	}
+	sortEvents(mine)
+	err := base(func(e *events.Event) error {
+		for len(mine) > 0 && mine[0].Position().Compare(e.Position()) < 0 {
+			if err := fn(mine[0]); err != nil {
+				return err
+			}
+			mine = mine[1:]
+		}
+		return fn(e)
+	})
+	for err == nil && len(mine) > 0 {
+		err = fn(mine[0])
+		mine = mine[1:]
+	}
+	if err == events.StopScan {
+		return nil
+	}
+	return err
+}
+
 // overlay is a Tx over a read-only Reader that keeps every write in memory:
 // what a merge analysis folds incoming events into, changing nothing.
 type overlay struct {
@@ -134,30 +165,8 @@ func (o *overlay) EntityEvents(entity string) ([]*events.Event, error) {
 }
 
 func (o *overlay) ScanEvents(after events.Position, fn func(*events.Event) error) error {
-	var mine []*events.Event
-	for _, e := range o.appended {
-		if e.Position().Compare(after) > 0 {
-			mine = append(mine, e)
-		}
-	}
-	sortEvents(mine)
-	err := o.base.ScanEvents(after, func(e *events.Event) error {
-		for len(mine) > 0 && mine[0].Position().Compare(e.Position()) < 0 {
-			if err := fn(mine[0]); err != nil {
-				return err
-			}
-			mine = mine[1:]
-		}
-		return fn(e)
-	})
-	for err == nil && len(mine) > 0 {
-		err = fn(mine[0])
-		mine = mine[1:]
-	}
-	if err == events.StopScan {
-		return nil
-	}
-	return err
+	base := func(f func(*events.Event) error) error { return o.base.ScanEvents(after, f) }
+	return MergeEvents(after, o.appended, base, fn)
 }
 
 func (o *overlay) SiteEvents(site string, after uint64, limit int) ([]*events.Event, error) {

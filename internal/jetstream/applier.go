@@ -74,22 +74,7 @@ func NewApplier(cfg ApplierConfig) (*Applier, error) {
 // Run applies until ctx ends, retrying with backoff when JetStream or the
 // store fails. It returns ctx's error.
 func (a *Applier) Run(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := a.run(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		a.cfg.Logger.Warn("applier paused", "stream", a.cfg.Stream, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		if backoff < 5*time.Second {
-			backoff *= 2
-		}
-	}
+	return retry(ctx, a.cfg.Logger.With("stream", a.cfg.Stream), "applier paused", a.run)
 }
 
 func (a *Applier) consumer(ctx context.Context) (natsjs.Consumer, error) {

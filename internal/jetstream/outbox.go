@@ -148,13 +148,19 @@ func (o *Outbox) Lag() uint64 {
 // changed under it) are logged and retried with backoff; Run returns only
 // ctx's error.
 func (o *Outbox) Run(ctx context.Context) error {
+	return retry(ctx, o.logger, "outbox paused", o.run)
+}
+
+// retry runs run until ctx ends, logging each failure and waiting with an
+// exponential backoff (100 ms up to 5 s) before the next attempt.
+func retry(ctx context.Context, logger *slog.Logger, what string, run func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := o.run(ctx)
+		err := run(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		o.logger.Warn("outbox paused", "err", err, "retry_in", backoff)
+		logger.Warn(what, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

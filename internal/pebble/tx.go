@@ -317,30 +317,8 @@ func (t *tx) EntityEvents(entity string) ([]*events.Event, error) {
 }
 
 func (t *tx) ScanEvents(after events.Position, fn func(*events.Event) error) error {
-	var mine []*events.Event
-	for _, e := range t.appended {
-		if e.Position().Compare(after) > 0 {
-			mine = append(mine, e)
-		}
-	}
-	sortByPosition(mine)
-	err := scanEvents(t.s.db, t.project, after, func(e *events.Event) error {
-		for len(mine) > 0 && mine[0].Position().Compare(e.Position()) < 0 {
-			if err := fn(mine[0]); err != nil {
-				return err
-			}
-			mine = mine[1:]
-		}
-		return fn(e)
-	})
-	for err == nil && len(mine) > 0 {
-		err = fn(mine[0])
-		mine = mine[1:]
-	}
-	if err == events.StopScan {
-		return nil
-	}
-	return err
+	base := func(f func(*events.Event) error) error { return scanEvents(t.s.db, t.project, after, f) }
+	return projections.MergeEvents(after, t.appended, base, fn)
 }
 
 func (t *tx) SiteEvents(site string, after uint64, limit int) ([]*events.Event, error) {
