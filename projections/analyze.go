@@ -64,7 +64,7 @@ func (s *Site) Analyze(ctx context.Context, project string, evs []*events.Event)
 		if err != nil {
 			return err
 		}
-		a, err = compare(r, o, rc)
+		a, err = compare(r, o, rc.Applied, rc)
 		if err != nil {
 			return err
 		}
@@ -74,16 +74,18 @@ func (s *Site) Analyze(ctx context.Context, project string, evs []*events.Event)
 	return a, err
 }
 
-// compare builds the analysis of an overlay against its base.
-func compare(base Reader, after Tx, rc *Receipt) (*Analysis, error) {
+// compare builds the analysis of an overlay against its base: applied are
+// the events the overlay added (received or made), rc the receipt of those
+// received.
+func compare(base Reader, after Tx, applied []*events.Event, rc *Receipt) (*Analysis, error) {
 	a := &Analysis{Counts: map[string]int{ChangeNew: 0, ChangeUpdated: 0, ChangeDeleted: 0, ChangeUnchanged: 0},
 		Entities: []EntityChange{}, Conflicts: map[string]int{}, ConflictList: []*Conflict{},
 		Held: rc.Held, Refused: rc.Refused, Flags: rc.Flags}
-	a.Events.New, a.Events.Duplicates = len(rc.Applied), rc.Duplicates
+	a.Events.New, a.Events.Duplicates = len(applied), rc.Duplicates
 	a.Events.Held, a.Events.Refused = len(rc.Held), len(rc.Refused)
 
 	seen := map[string]bool{}
-	for _, e := range rc.Applied {
+	for _, e := range applied {
 		kind := e.Type.Kind()
 		if kind == events.KindProject || seen[entityRef(kind, e.Entity)] {
 			continue

@@ -308,7 +308,7 @@ func checkReferences(tx Tx, touched map[string]bool, vacated map[string]bool) er
 		if loop != nil {
 			return invalid("alias cycle: %s", strings.Join(loop, " -> "))
 		}
-		if target, ok := dtcg.ParseAlias(en.Value(FieldValue)); ok && en.Value(FieldType) != nil {
+		if target, ok := aliasTarget(en.Value(FieldValue)); ok && en.Value(FieldType) != nil {
 			own := en.StringValue(FieldType)
 			t, _ := winnerAt(tx, events.KindToken, target)
 			theirs, err := effectiveType(tx, t, 0)

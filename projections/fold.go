@@ -123,6 +123,9 @@ func ValidComponentName(s string) bool { return componentNameRE.MatchString(s) }
 func checkPath(kind, path string) error {
 	switch kind {
 	case events.KindToken:
+		if path == dtcg.RootSegment || strings.HasSuffix(path, "."+dtcg.RootSegment) {
+			return fmt.Errorf("%q: a group's own token ($root in a DTCG file) lives at the group's path", path)
+		}
 		return dtcg.ValidatePath(path)
 	case events.KindComponent:
 		if !ValidComponentName(path) {
@@ -542,7 +545,7 @@ func references(en *Entity) []string {
 		if err != nil {
 			return nil
 		}
-		return refs
+		return rootless(refs)
 	case events.KindComponent:
 		var paths []string
 		if err := json.Unmarshal(en.Value(FieldTokens), &paths); err != nil {
@@ -558,6 +561,38 @@ func references(en *Entity) []string {
 		return out
 	}
 	return nil
+}
+
+// rootless maps alias targets "g.$root" to the group's own path "g" (where
+// this model keeps a group's root token), keeping the list sorted and unique.
+func rootless(paths []string) []string {
+	changed := false
+	for i, p := range paths {
+		if t, ok := strings.CutSuffix(p, "."+dtcg.RootSegment); ok {
+			paths[i], changed = t, true
+		}
+	}
+	if !changed {
+		return paths
+	}
+	sort.Strings(paths)
+	out := paths[:0]
+	for i, p := range paths {
+		if i == 0 || p != paths[i-1] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// aliasTarget returns the token path a whole-value alias names, its "$root"
+// mapped to the group's path.
+func aliasTarget(v json.RawMessage) (string, bool) {
+	p, ok := dtcg.ParseAlias(v)
+	if !ok {
+		return "", false
+	}
+	return strings.TrimSuffix(p, "."+dtcg.RootSegment), true
 }
 
 // winnerAt returns the live token holding path (the collision winner), or nil.

@@ -119,6 +119,7 @@ func resolveValue(r Reader, v json.RawMessage, visiting map[string]bool, depth i
 	if err != nil || len(refs) == 0 {
 		return v, nil
 	}
+	refs = rootless(refs)
 	if depth >= maxAliasDepth {
 		return nil, nil
 	}
@@ -142,7 +143,7 @@ func resolveValue(r Reader, v json.RawMessage, visiting map[string]bool, depth i
 		}
 		resolved[p] = rv
 	}
-	if p, ok := dtcg.ParseAlias(v); ok {
+	if p, ok := aliasTarget(v); ok {
 		return resolved[p], nil
 	}
 	return substituteAliases(v, resolved)
@@ -162,7 +163,7 @@ func substituteAliases(v json.RawMessage, resolved map[string]json.RawMessage) (
 		switch t := x.(type) {
 		case string:
 			if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
-				if rv, ok := resolved[t[1:len(t)-1]]; ok {
+				if rv, ok := resolved[strings.TrimSuffix(t[1:len(t)-1], "."+dtcg.RootSegment)]; ok {
 					return rv
 				}
 			}
@@ -192,7 +193,7 @@ func effectiveType(r Reader, en *Entity, depth int) (string, error) {
 	if v := en.Value(FieldType); v != nil {
 		return jsonString(v), nil
 	}
-	p, ok := dtcg.ParseAlias(en.Value(FieldValue))
+	p, ok := aliasTarget(en.Value(FieldValue))
 	if !ok || depth >= maxAliasDepth {
 		return "", nil
 	}

@@ -8,6 +8,10 @@ import (
 	"unicode/utf8"
 )
 
+// RootSegment is the reserved name of a group's own token (DTCG 2025.10
+// section 6.2): {"accent": {"$root": {...}, "light": {...}}}.
+const RootSegment = "$root"
+
 // Types lists the 13 token types of DTCG 2025.10 in a fixed order: the seven
 // simple types of the format module's section 8 followed by the six composite
 // types of section 9. Callers must not modify it; IsType does not consult it.
@@ -169,7 +173,7 @@ const (
 	maxSegmentBytes = 128
 	maxPathSegments = 32
 	maxPathBytes    = 512
-	rootSegment     = "$root"
+	rootSegment     = RootSegment
 )
 
 // ValidateSegment checks one path segment, i.e. a token or group name. It must
