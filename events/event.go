@@ -248,7 +248,7 @@ func (e *Event) Validate() error {
 		return bad("unknown type %q", e.Type)
 	case e.Entity == "" || len(e.Entity) > 64 || !utf8.ValidString(e.Entity):
 		return bad("invalid entity id")
-	case len(e.Actor) > MaxActorLen || !utf8.ValidString(e.Actor):
+	case len(e.Actor) > MaxActorLen || !utf8.ValidString(e.Actor) || hasControl(e.Actor):
 		return bad("invalid actor")
 	case len(e.Path) > MaxPathLen || !utf8.ValidString(e.Path):
 		return bad("invalid path")
@@ -280,6 +280,15 @@ func (e *Event) Validate() error {
 		return bad("wall time is missing")
 	}
 	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // VerifyHash reports whether e.Hash is the hash of e's canonical encoding.

@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"math/rand"
@@ -279,5 +280,32 @@ func TestErrors(t *testing.T) {
 	}
 	if got := events.ErrorMessage(errors.New("secret detail")); strings.Contains(got, "secret") {
 		t.Fatalf("internal detail leaked: %q", got)
+	}
+}
+
+func TestSignature(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.New(rand.NewSource(1)))
+	payload := []byte(`{"a":1}`)
+	s := events.Sign(payload, priv)
+	if err := s.Verify(payload); err != nil || s.KeyID != events.KeyID(pub) {
+		t.Fatalf("verify: %v", err)
+	}
+	if err := s.Verify([]byte(`{"a":2}`)); err == nil {
+		t.Fatal("an altered payload verified")
+	}
+	_, other, _ := ed25519.GenerateKey(rand.New(rand.NewSource(2)))
+	forged := *events.Sign(payload, other)
+	forged.PublicKey = s.PublicKey // claim the first key
+	if err := forged.Verify(payload); err == nil {
+		t.Fatal("a signature by another key verified")
+	}
+	badID := *s
+	badID.KeyID = "0000000000000000"
+	if err := badID.Verify(payload); err == nil {
+		t.Fatal("a wrong key id verified")
+	}
+	var none *events.Signature
+	if err := none.Verify(payload); err == nil {
+		t.Fatal("no signature verified")
 	}
 }
