@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"github.com/dss-sync/dss-sync/internal/keys"
 	"github.com/dss-sync/dss-sync/internal/pebble"
 	"github.com/dss-sync/dss-sync/projections"
+	"github.com/dss-sync/dss-sync/projections/audit"
 )
 
 // testServer is the real router over a real Pebble store in a temp dir,
@@ -26,6 +29,7 @@ type testServer struct {
 	admin, reader, writerOther string
 	store                      *pebble.Store
 	site                       *projections.Site
+	signer                     string // the signing key's id
 }
 
 type keyAuth struct{ s *keys.Store }
@@ -54,9 +58,11 @@ func newTestServer(t testing.TB, maxBody int64) *testServer {
 	_, admin, _ := ks.Create(ctx, "admin", []string{keys.ScopeAdmin}, nil, 0)
 	_, reader, _ := ks.Create(ctx, "reader", []string{keys.ScopeRead}, nil, 0)
 	_, other, _ := ks.Create(ctx, "other", []string{keys.ScopeWrite}, []string{"other"}, 0)
-	srv := httptest.NewServer(api.NewServer(api.Config{Site: site, Auth: keyAuth{ks}, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: maxBody}))
+	_, signing, _ := ed25519.GenerateKey(nil)
+	srv := httptest.NewServer(api.NewServer(api.Config{Site: site, Auth: keyAuth{ks}, Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: maxBody, SigningKey: signing}))
 	t.Cleanup(srv.Close)
-	return &testServer{Server: srv, admin: admin, reader: reader, writerOther: other, store: store, site: site}
+	return &testServer{Server: srv, admin: admin, reader: reader, writerOther: other, store: store, site: site,
+		signer: events.KeyID(signing.Public().(ed25519.PublicKey))}
 }
 
 type resp struct {
@@ -390,4 +396,26 @@ func TestResolveThroughTheRouter(t *testing.T) {
 	if cs, _ := peer.Conflicts(ctx, "design"); len(cs) != 0 {
 		t.Fatalf("the peer still has %d conflicts", len(cs))
 	}
+}
+
+func TestAuditThroughTheRouter(t *testing.T) {
+	s := newTestServer(t, 0)
+	a := s.admin
+	s.want(t, s.do(t, "POST", "/v1/projects", a, `{"id":"design"}`), 201)
+	for i := 0; i < 5; i++ {
+		s.want(t, s.do(t, "PUT", fmt.Sprintf("/v1/projects/design/tokens/t.n%d", i), a, `{"$type":"number","$value":1}`), 201)
+	}
+	for _, format := range []string{"ndjson", "csv"} {
+		r := s.want(t, s.do(t, "GET", "/v1/projects/design/audit?format="+format, s.reader, ""), 200)
+		res, err := audit.Verify(bytes.NewReader(r.body))
+		if err != nil || res.Problem != "" || res.Events != 6 || res.Signer != s.signer {
+			t.Fatalf("%s: %+v %v", format, res, err)
+		}
+	}
+	r := s.want(t, s.do(t, "GET", "/v1/projects/design/audit?type=project.create", a, ""), 200)
+	if res, _ := audit.Verify(bytes.NewReader(r.body)); res.Problem != "" || res.Events != 1 || res.Complete {
+		t.Fatalf("filtered: %+v", res)
+	}
+	s.want(t, s.do(t, "GET", "/v1/projects/design/audit?from=yesterday", a, ""), 400)
+	s.want(t, s.do(t, "GET", "/v1/projects/nope/audit", a, ""), 404)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,7 +66,8 @@ func newServer(t testing.TB, auth api.Authenticator) *api.Server {
 	if err != nil {
 		t.Fatalf("NewSite: %v", err)
 	}
-	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	_, key, _ := ed25519.GenerateKey(nil)
+	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SigningKey: key})
 }
 
 func loadSpec(t testing.TB) map[string]any {
@@ -610,7 +612,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{op: "GET /v1/projects/{p}/conflicts", target: "/v1/projects/web/conflicts", key: "read", want: 200},
 		{op: "POST /v1/projects/{p}/conflicts/{id}/resolve", target: "/v1/projects/web/conflicts/0123456789abcdef01234567/resolve",
 			key: "write", body: []byte(`{"pick":"01JQ8Z6W60R4M2XH5V3K9P7SAB"}`), header: jsonCT, want: 404},
-		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?format=csv", key: "read", want: 501},
+		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?format=csv", key: "read", want: 200},
+		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?type=token.explode", key: "read", want: 400},
 		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dtcg", key: "read", want: 501},
 		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true", key: "write",
 			body: []byte("PK"), header: map[string]string{"Content-Type": "application/zip"}, want: 501},

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -59,6 +60,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// Version is reported by /healthz.
 	Version string
+	// SigningKey signs archives and audit exports (the site's key).
+	SigningKey ed25519.PrivateKey
 }
 
 // Server is the HTTP API of one site.
@@ -151,7 +154,7 @@ func (s *Server) routes() {
 		{"GET", "/v1/projects/{p}/conflicts", ScopeRead, s.listConflicts},
 		{"POST", "/v1/projects/{p}/conflicts/{id}/resolve", ScopeWrite, s.resolveConflict},
 
-		{"GET", "/v1/projects/{p}/audit", ScopeRead, notYet("audit export")},
+		{"GET", "/v1/projects/{p}/audit", ScopeRead, s.auditExport},
 		{"GET", "/v1/projects/{p}/export", ScopeRead, notYet("export")},
 		{"POST", "/v1/projects/{p}/import", ScopeWrite, notYet("import")},
 		{"GET", "/v1/jobs/{id}", ScopeRead, notYet("jobs")},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -45,7 +46,9 @@ type Main struct {
 	Applier *jetstream.Applier
 	Site    *projections.Site
 	Keys    *keys.Store
-	API     *api.Server
+	// SigningKey signs archives and audit exports (<data-dir>/site.key).
+	SigningKey ed25519.PrivateKey
+	API        *api.Server
 
 	httpServer *http.Server
 	listener   net.Listener
@@ -93,6 +96,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.Logger.Warn("wall clock shifted for a drill; wall time never orders anything", "clock_offset", offset.String())
 	}
 
+	if m.SigningKey, err = siteKey(c.DataDir); err != nil {
+		return err
+	}
 	m.Keys = keys.NewStore(m.Store.Bucket("keys"), nil, nil)
 	if err := m.ensureAdminKey(ctx); err != nil {
 		return err
@@ -163,7 +169,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	)
 	m.API = api.NewServer(api.Config{
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
-		Version: version, Ready: m.ready,
+		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {

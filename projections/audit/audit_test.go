@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/dss-sync/dss-sync/events"
-	"github.com/dss-sync/dss-sync/internal/audit"
+	"github.com/dss-sync/dss-sync/projections/audit"
 	"github.com/dss-sync/dss-sync/projections"
 )
 
