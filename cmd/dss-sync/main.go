@@ -55,6 +55,7 @@ const usage = `usage: dss-sync <command> [arguments]
 commands:
   serve      run a site (dss-sync serve -h for its settings)
   rebuild    rebuild a stopped site's projections from its event log
+  audit      audit export PROJECT -o FILE | audit verify FILE
   version    print the version, commit and Go version
 `
 
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr, getenv)
+	case "audit":
+		err = runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "rebuild":
 		err = runRebuild(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

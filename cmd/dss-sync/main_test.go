@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -171,5 +172,32 @@ func TestMainAppliesItsInbox(t *testing.T) {
 	res.Body.Close()
 	if !strings.Contains(string(body), `dss_events_received_total{result="applied"} 2`) {
 		t.Fatalf("metrics lack the applied events:\n%s", body)
+	}
+}
+
+func TestAuditCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	m := MustRunMain(t, dir, "paris")
+	key := adminKey(t, dir)
+	call(t, m.HTTPURL(), key, "POST", "/v1/projects", `{"id":"design"}`, nil)
+	for i := 0; i < 3; i++ {
+		call(t, m.HTTPURL(), key, "PUT", fmt.Sprintf("/v1/projects/design/tokens/t.n%d", i), `{"$type":"number","$value":1}`, nil)
+	}
+	out := filepath.Join(t.TempDir(), "trail.ndjson")
+	var so, se strings.Builder
+	if code := run(context.Background(), []string{"audit", "export", "design", "-o", out, "--server", m.HTTPURL(), "--data-dir", dir}, &so, &se, env(nil)); code != 0 {
+		t.Fatalf("audit export: exit %d: %s", code, se.String())
+	}
+	if code := run(context.Background(), []string{"audit", "verify", out}, &so, &se, env(nil)); code != 0 {
+		t.Fatalf("audit verify: exit %d: %s", code, se.String())
+	}
+	b, _ := os.ReadFile(out)
+	os.WriteFile(out, []byte(strings.Replace(string(b), `"$value":1`, `"$value":2`, 1)), 0o600)
+	se.Reset()
+	if code := run(context.Background(), []string{"audit", "verify", out}, &so, &se, env(nil)); code != 1 || !strings.Contains(se.String(), "line 2") {
+		t.Fatalf("tampered trail: exit %d, %q", code, se.String())
+	}
+	if code := run(context.Background(), []string{"audit", "export", "design", "-o", out, "--server", m.HTTPURL(), "--token", "dss_wrong"}, &so, &se, env(nil)); code != 1 {
+		t.Fatalf("a wrong key: exit %d", code)
 	}
 }

@@ -68,6 +68,8 @@ type boundedReaderAt struct {
 	budget   int64 // bytes the parse may still read
 	over     bool  // the budget was exceeded
 	ioErr    error // first error of r other than EOF
+	// shortSource: r ended before size during Open
+	shortSource bool
 }
 
 func (b *boundedReaderAt) ReadAt(p []byte, off int64) (int, error) {
@@ -93,13 +95,20 @@ func (b *boundedReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		b.budget -= int64(len(p))
 	}
 	n, err := b.r.ReadAt(p, off)
-	if n > len(p) || n < 0 {
+	switch {
+	case n > len(p) || n < 0:
 		n, err = 0, fmt.Errorf("source ReaderAt returned %d bytes for a %d-byte read", n, len(p))
+	case n < len(p) && (err == nil || err == io.EOF || err == io.ErrUnexpectedEOF):
+		// The source ends before the size it was said to have.
+		if b.opening {
+			b.shortSource = true
+		}
+		return n, io.ErrUnexpectedEOF
 	}
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && b.opening && b.ioErr == nil {
+	if err != nil && err != io.EOF && b.opening && b.ioErr == nil {
 		b.ioErr = err
 	}
-	if err == nil && short {
+	if short && err == nil {
 		err = io.EOF
 	}
 	return n, err
@@ -146,10 +155,14 @@ func Open(r io.ReaderAt, size int64, allowed []string, lim Limits) (*Reader, err
 		// offending name is refused below with its own message.
 		err = nil
 	}
+	if src.ioErr != nil {
+		return nil, fmt.Errorf("archive: reading the archive: %w", src.ioErr)
+	}
+	if src.shortSource {
+		return fail(shortMessage(size))
+	}
 	if err != nil {
 		switch {
-		case src.ioErr != nil:
-			return nil, fmt.Errorf("archive: reading the archive: %w", src.ioErr)
 		case src.over:
 			return fail(fmt.Sprintf("the central directory is too large: more than %d entries are allowed, or their records are oversized", lim.MaxEntries))
 		}
@@ -201,10 +214,13 @@ func Open(r io.ReaderAt, size int64, allowed []string, lim Limits) (*Reader, err
 		}
 		// Where the data lies: archive/zip reads the local header to find it.
 		dataOff, err := f.DataOffset()
+		if src.ioErr != nil {
+			return nil, fmt.Errorf("archive: reading the archive: %w", src.ioErr)
+		}
+		if src.shortSource {
+			return fail(shortMessage(size))
+		}
 		if err != nil {
-			if src.ioErr != nil {
-				return nil, fmt.Errorf("archive: reading the archive: %w", src.ioErr)
-			}
 			add(name, "its local file header is missing or damaged; the archive is truncated or corrupt")
 			continue
 		}
@@ -343,6 +359,11 @@ func dataEnd(dataOff int64, csize uint64, descriptor bool, size int64) (uint64, 
 		return 0, false
 	}
 	return uint64(dataOff) + need, true
+}
+
+// shortMessage explains a source that ends before its size.
+func shortMessage(size int64) string {
+	return fmt.Sprintf("the archive ends before the %d bytes it was said to hold; it was truncated in transfer", size)
 }
 
 // notZipMessage explains why archive/zip could not read the body at all.

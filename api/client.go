@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to a site's REST API: what the CLI's client commands use.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8080
+	Token   string // API key
+	HTTP    *http.Client
+}
+
+// NewClient returns a client of the site at base.
+func NewClient(base, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}}
+}
+
+// ClientError is a refusal by the site: its status and problem detail.
+type ClientError struct {
+	Status  int
+	Problem Problem
+	// Body is the problem document as received (it may carry more, such as
+	// an import's report).
+	Body json.RawMessage
+}
+
+func (e *ClientError) Error() string {
+	if e.Problem.Detail != "" {
+		return fmt.Sprintf("%s (%d): %s", e.Problem.Title, e.Status, e.Problem.Detail)
+	}
+	return fmt.Sprintf("the site answered %d", e.Status)
+}
+
+// Do sends a request and returns the response when its status is 2xx; any
+// other answer is a *ClientError (the body consumed). The caller closes the
+// body of a returned response.
+func (c *Client) Do(ctx context.Context, method, path string, q url.Values, contentType string, body io.Reader) (*http.Response, error) {
+	u := c.BaseURL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the site at %s: %w", c.BaseURL, err)
+	}
+	if res.StatusCode/100 == 2 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	ce := &ClientError{Status: res.StatusCode, Body: b}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt == "application/problem+json" {
+		_ = json.Unmarshal(b, &ce.Problem)
+	}
+	return nil, ce
+}
+
+// JSON sends a request and decodes a JSON answer into out (when not nil).
+func (c *Client) JSON(ctx context.Context, method, path string, q url.Values, in, out any) (int, error) {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	res, err := c.Do(ctx, method, path, q, ct, body)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+			return res.StatusCode, fmt.Errorf("read the answer: %w", err)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+// Download streams a GET's body into w, calling progress (when not nil)
+// with the bytes received so far.
+func (c *Client) Download(ctx context.Context, path string, q url.Values, w io.Writer, progress func(int64)) error {
+	res, err := c.Do(ctx, "GET", path, q, "", nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	_, err = io.Copy(w, &counting{r: res.Body, fn: progress})
+	return err
+}
+
+// Job is a long operation's state as GET /v1/jobs/{id} returns it.
+type Job struct {
+	ID       string          `json:"id"`
+	Kind     string          `json:"kind"`
+	Project  string          `json:"project"`
+	State    string          `json:"state"` // queued, running, succeeded, failed
+	Progress JobProgress     `json:"progress"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Created  time.Time       `json:"createdAt"`
+	Updated  time.Time       `json:"updatedAt"`
+}
+
+// JobProgress counts a job's work done and in all.
+type JobProgress struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// Finished reports whether the job is over.
+func (j *Job) Finished() bool { return j.State == "succeeded" || j.State == "failed" }
+
+// WaitJob polls a job until it finishes, calling progress after each poll.
+func (c *Client) WaitJob(ctx context.Context, id string, progress func(*Job)) (*Job, error) {
+	for {
+		var j Job
+		if _, err := c.JSON(ctx, "GET", "/v1/jobs/"+url.PathEscape(id), nil, nil, &j); err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(&j)
+		}
+		if j.Finished() {
+			return &j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+type counting struct {
+	r  io.Reader
+	n  int64
+	fn func(int64)
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.fn != nil && n > 0 {
+		c.fn(c.n)
+	}
+	return n, err
+}
+
+// CountingReader wraps r, calling fn with the bytes read so far.
+func CountingReader(r io.Reader, fn func(int64)) io.Reader { return &counting{r: r, fn: fn} }
