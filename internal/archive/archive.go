@@ -33,7 +33,9 @@ type Limits struct {
 	// central directory and as actually read; default 1 GiB.
 	MaxEntryBytes int64
 	// MaxRatio bounds the ratio of uncompressed to compressed bytes of one
-	// entry, both as declared and as actually read; default 200.
+	// entry, both as declared and as actually read (the bytes decompressed
+	// against the entry's compressed size, whose bytes Open checked lie
+	// inside the archive and overlap no other entry's); default 200.
 	MaxRatio int64
 	// MaxEntries bounds the number of entries in the central directory; default 16.
 	MaxEntries int

@@ -18,18 +18,21 @@
 //
 // # What is checked, and when
 //
-// [Open] checks the structure before any entry is decompressed, in this order,
-// and reports every problem it finds, not only the first ([Problems]):
+// [Open] checks the structure before any entry is decompressed, in this order.
+// A refusal in steps 1 to 3 ends the checks (nothing further can be trusted,
+// or the report would be long); steps 4 and 5 report every problem they find,
+// not only the first ([Problems]); of the checks on a name, only the first
+// that applies is reported:
 //
 //  1. The size: an empty file is refused, and so is one larger than
 //     MaxArchiveBytes, before a single byte is read.
 //  2. The zip structure, parsed with archive/zip from the end-of-central-
-//     directory record: a body that is not a zip, or is truncated, is refused.
+//     directory record: a body that is not a zip, or is truncated, is refused,
+//     and so is a source that ends before the size it was said to hold.
 //     Reading the central directory is capped at a byte budget derived from
 //     MaxEntries, so a directory of millions of tiny records cannot exhaust
 //     memory before it is counted.
-//  3. The number of entries: at most MaxEntries (a refusal here stops the
-//     checks, to keep the report short).
+//  3. The number of entries: at most MaxEntries.
 //  4. Each entry of the central directory, in order: its name (empty,
 //     absolute, a ".." element, a backslash, a directory by trailing "/" or by
 //     mode, inside a folder, hidden, control characters or invalid UTF-8, not
@@ -42,6 +45,10 @@
 //     lies inside the archive.
 //  5. That no two entries' compressed data overlap (the overlapping-entry
 //     zip bomb, where many entries share one highly compressed kernel).
+//
+// Error.Field shows an entry name as it is when it is short and printable,
+// and quoted (and shortened past 64 bytes) otherwise, so that a hostile name
+// can neither forge log lines nor drive a terminal.
 //
 // The names are judged by this package itself, whatever the GODEBUG setting
 // zipinsecurepath says: archive/zip only flags insecure names when

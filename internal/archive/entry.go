@@ -59,7 +59,7 @@ func (r *Reader) Entry(name string) (*EntryReader, error) {
 	raw := io.NewSectionReader(r.src, e.dataOff, int64(f.CompressedSize64))
 	var desc io.Reader
 	if f.Flags&dataDescriptorFlag != 0 {
-		desc = io.NewSectionReader(r.src, e.dataOff+int64(f.CompressedSize64), descriptorMinLen)
+		desc = io.NewSectionReader(r.src, e.dataOff+int64(f.CompressedSize64), descriptorMaxLen)
 	}
 	var src io.Reader = raw
 	var inflater io.ReadCloser
@@ -92,9 +92,10 @@ func newEntryReader(name string, src io.Reader, inflater io.ReadCloser, desc io.
 	return e
 }
 
-// Read reads up to len(p) uncompressed bytes of the entry. It never asks the
-// decompressor for more than one byte beyond the entry's limit, and returns
-// an [*Error] (never the overrunning bytes) as soon as the limit is passed.
+// Read reads up to len(p) uncompressed bytes of the entry. It returns bytes up
+// to the entry's limit, never asks the decompressor for more than one byte
+// beyond it, and returns an [*Error] (never the overrunning byte) as soon as
+// that byte exists.
 func (e *EntryReader) Read(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
@@ -102,9 +103,13 @@ func (e *EntryReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	// One byte beyond the limit is enough to know it was passed.
-	if room := e.limit - uint64(e.n); uint64(len(p)) > room+1 {
-		p = p[:room+1]
+	// Up to the limit, and then a single byte, which is enough to know it
+	// was passed.
+	switch room := e.limit - uint64(e.n); {
+	case room == 0:
+		p = p[:1]
+	case uint64(len(p)) > room:
+		p = p[:room]
 	}
 	k, err := e.src.Read(p)
 	if k < 0 || k > len(p) {
@@ -165,14 +170,21 @@ func (e *EntryReader) finish() error {
 		return &Error{Field: e.field, Msg: fmt.Sprintf("checksum mismatch: the content has CRC-32 %08x, the archive records %08x; the archive is corrupt", got, e.wantCRC)}
 	}
 	if e.desc != nil {
-		var b [8]byte
-		if _, err := io.ReadFull(e.desc, b[:]); err != nil {
+		// As archive/zip reads it: an optional signature, then the CRC-32
+		// and two 32-bit sizes, which are ignored (their width is ambiguous;
+		// the central directory's are used).
+		var b [12]byte
+		if _, err := io.ReadFull(e.desc, b[:4]); err != nil {
+			return e.readError(err)
+		}
+		off := 4 // no signature: b[:4] is the CRC-32
+		if binary.LittleEndian.Uint32(b[:4]) == dataDescriptorSignature {
+			off = 0 // read the CRC-32 over the signature
+		}
+		if _, err := io.ReadFull(e.desc, b[off:12]); err != nil {
 			return e.readError(err)
 		}
 		crc := binary.LittleEndian.Uint32(b[:4])
-		if crc == dataDescriptorSignature {
-			crc = binary.LittleEndian.Uint32(b[4:])
-		}
 		if crc != e.wantCRC {
 			return &Error{Field: e.field, Msg: fmt.Sprintf("its data descriptor records CRC-32 %08x but the central directory records %08x; the archive is corrupt", crc, e.wantCRC)}
 		}

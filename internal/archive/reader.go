@@ -28,6 +28,9 @@ const (
 	// descriptorMinLen is the smallest data descriptor: CRC-32 and two 32-bit
 	// sizes, without the optional signature.
 	descriptorMinLen = 12
+	// descriptorMaxLen is the data descriptor as archive/zip reads it: with
+	// its signature, and 32-bit sizes.
+	descriptorMaxLen = 16
 	// encryptionFlags are the general purpose flag bits that mean encryption:
 	// bit 0 (encrypted), bit 6 (strong encryption), bit 13 (encrypted central
 	// directory).
@@ -161,11 +164,10 @@ func Open(r io.ReaderAt, size int64, allowed []string, lim Limits) (*Reader, err
 	if src.shortSource {
 		return fail(shortMessage(size))
 	}
+	if err != nil && src.over {
+		return fail(fmt.Sprintf("the central directory is too large: more than %d entries are allowed, or their records are oversized", lim.MaxEntries))
+	}
 	if err != nil {
-		switch {
-		case src.over:
-			return fail(fmt.Sprintf("the central directory is too large: more than %d entries are allowed, or their records are oversized", lim.MaxEntries))
-		}
 		return fail(notZipMessage(src, err))
 	}
 	if n := len(zr.File); n > lim.MaxEntries {

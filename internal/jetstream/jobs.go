@@ -1,0 +1,385 @@
+package jetstream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+)
+
+// Job states.
+const (
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+)
+
+// Job is a long operation (an import) carried out chunk by chunk through
+// JetStream: its chunks are published to the site's job stream when it is
+// submitted, then applied in order by the runner, which records progress
+// after each; after a restart the runner resumes from where it stopped.
+type Job struct {
+	ID      string          `json:"id"`
+	Kind    string          `json:"kind"`
+	Project string          `json:"project"`
+	State   string          `json:"state"`
+	Params  json.RawMessage `json:"params,omitempty"` // what the job's Apply needs (strategy, ...)
+	// Chunks is how many chunks the job has; Done how many are applied.
+	Chunks int `json:"chunks"`
+	Done   int `json:"done"`
+	// Atomic jobs apply all their chunks in one transaction, at the end.
+	Atomic    bool            `json:"atomic"`
+	Result    json.RawMessage `json:"result,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	CreatedAt time.Time       `json:"createdAt"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+}
+
+// Finished reports whether the job is over.
+func (j *Job) Finished() bool { return j.State == JobSucceeded || j.State == JobFailed }
+
+// JobStore keeps job records (a pebble bucket). Writes are durable.
+type JobStore interface {
+	Get(key string) ([]byte, bool, error)
+	Set(key string, value []byte) error
+	Scan(prefix string, fn func(key string, value []byte) error) error
+}
+
+// Producer calls yield with a job's chunks in order; the runner calls it to
+// submit a job, and again to republish chunks JetStream lost.
+type Producer func(yield func(chunk []byte) error) error
+
+// JobsConfig configures a job runner.
+type JobsConfig struct {
+	Site  string
+	Conn  *nats.Conn
+	Store JobStore
+	// Apply applies one chunk of a job (in its own transaction); it is
+	// called again with the same chunk after a crash, and must then change
+	// nothing twice. It returns the chunk's contribution to the result.
+	Apply func(ctx context.Context, j *Job, chunk []byte, result json.RawMessage) (json.RawMessage, error)
+	// ApplyAll applies every chunk of an atomic job in one transaction.
+	ApplyAll func(ctx context.Context, j *Job, chunks [][]byte) (json.RawMessage, error)
+	// Source returns the producer of a job's chunks, for republishing.
+	Source func(j *Job) (Producer, error)
+	// Finish is called once a job is over, succeeded or failed (cleanup).
+	Finish func(j *Job)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Jobs runs jobs, one at a time (a cap on concurrent imports).
+type Jobs struct {
+	cfg  JobsConfig
+	js   natsjs.JetStream
+	mu   sync.Mutex
+	wake chan struct{}
+	subs map[string][]chan struct{}
+}
+
+// JobStreamName returns the name of a site's job stream.
+func JobStreamName(site string) string { return "DSS-JOBS-" + site }
+
+func jobSubject(site, id string) string { return "dss." + site + ".job." + id }
+
+// NewJobs returns a runner; Run starts it.
+func NewJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
+	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(1024))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
+		Name: JobStreamName(cfg.Site), Description: "chunks of site " + cfg.Site + "'s jobs (imports)",
+		Subjects: []string{"dss." + cfg.Site + ".job.>"}, Storage: natsjs.FileStorage, MaxMsgSize: 16 << 20,
+	}); err != nil {
+		return nil, fmt.Errorf("ensure job stream: %w", err)
+	}
+	return &Jobs{cfg: cfg, js: js, wake: make(chan struct{}, 1), subs: map[string][]chan struct{}{}}, nil
+}
+
+func (r *Jobs) save(j *Job) error {
+	j.UpdatedAt = r.cfg.Now().UTC()
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := r.cfg.Store.Set(j.ID, b); err != nil {
+		return fmt.Errorf("save job %s: %w", j.ID, err)
+	}
+	if j.Finished() {
+		r.mu.Lock()
+		for _, ch := range r.subs[j.ID] {
+			close(ch)
+		}
+		delete(r.subs, j.ID)
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// Get returns a job, or an ENOTFOUND error.
+func (r *Jobs) Get(ctx context.Context, id string) (*Job, error) {
+	b, ok, err := r.cfg.Store.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, events.Errorf(events.ENOTFOUND, "no job %q", id)
+	}
+	j := &Job{}
+	return j, json.Unmarshal(b, j)
+}
+
+// NewJobID returns a fresh job id.
+func NewJobID() string { return ulid.MustNew(ulid.Now(), rand.Reader).String() }
+
+// Submit publishes a job's chunks and queues it. It returns once every chunk
+// is stored by JetStream; the runner then applies them.
+func (r *Jobs) Submit(ctx context.Context, j *Job, produce Producer) error {
+	j.State, j.CreatedAt = JobQueued, r.cfg.Now().UTC()
+	if err := r.publish(ctx, j, produce, 0); err != nil {
+		return err
+	}
+	if err := r.save(j); err != nil {
+		return err
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// publish publishes the job's chunks from index from on, and counts them.
+func (r *Jobs) publish(ctx context.Context, j *Job, produce Producer, from int) error {
+	k := 0
+	err := produce(func(chunk []byte) error {
+		defer func() { k++ }()
+		if k < from {
+			return nil
+		}
+		msg := &nats.Msg{Subject: jobSubject(r.cfg.Site, j.ID), Data: chunk, Header: nats.Header{}}
+		msg.Header.Set("Dss-Chunk", strconv.Itoa(k))
+		// No Nats-Msg-Id: a republished chunk must not be dropped as a
+		// duplicate of one the stream lost; the runner skips chunks it has
+		// applied by their index instead.
+		for {
+			_, err := r.js.PublishMsgAsync(msg)
+			if errors.Is(err, natsjs.ErrTooManyStalledMsgs) {
+				select {
+				case <-r.js.PublishAsyncComplete():
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
+			return err
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("publish job %s: %w", j.ID, err)
+	}
+	select {
+	case <-r.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if from == 0 {
+		j.Chunks = k
+	}
+	return nil
+}
+
+// Wait returns once the job is finished, or ctx ends.
+func (r *Jobs) Wait(ctx context.Context, id string) (*Job, error) {
+	ch := make(chan struct{})
+	r.mu.Lock()
+	r.subs[id] = append(r.subs[id], ch)
+	r.mu.Unlock()
+	j, err := r.Get(ctx, id)
+	if err != nil || j.Finished() {
+		return j, err
+	}
+	select {
+	case <-ch:
+		return r.Get(ctx, id)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Run applies queued jobs, one at a time, oldest first, until ctx ends;
+// jobs left running by a crash are resumed first.
+func (r *Jobs) Run(ctx context.Context) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		next, err := r.next()
+		if err != nil {
+			r.cfg.Logger.Error("job runner: cannot read jobs", "err", err)
+		}
+		if next != nil {
+			r.run(ctx, next)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.wake:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// next returns the oldest job not finished.
+func (r *Jobs) next() (*Job, error) {
+	var best *Job
+	err := r.cfg.Store.Scan("", func(_ string, v []byte) error {
+		j := &Job{}
+		if err := json.Unmarshal(v, j); err != nil {
+			return err
+		}
+		if !j.Finished() && (best == nil || j.ID < best.ID) {
+			best = j
+		}
+		return nil
+	})
+	return best, err
+}
+
+func (r *Jobs) run(ctx context.Context, j *Job) {
+	l := r.cfg.Logger.With("job", j.ID, "project", j.Project)
+	j.State = JobRunning
+	if err := r.save(j); err != nil {
+		l.Error("job not started", "err", err)
+		return
+	}
+	err := r.process(ctx, j, l)
+	if ctx.Err() != nil {
+		return // shutting down: resume at next start
+	}
+	if err != nil {
+		j.State, j.Error = JobFailed, events.ErrorMessage(err)
+		l.Error("job failed", "err", err)
+	} else {
+		j.State = JobSucceeded
+		l.Info("job succeeded", "chunks", j.Chunks)
+	}
+	if err := r.save(j); err != nil {
+		l.Error("job outcome not saved", "err", err)
+	}
+	_ = r.purge(ctx, j)
+	if r.cfg.Finish != nil {
+		r.cfg.Finish(j)
+	}
+}
+
+func (r *Jobs) purge(ctx context.Context, j *Job) error {
+	st, err := r.js.Stream(ctx, JobStreamName(r.cfg.Site))
+	if err != nil {
+		return err
+	}
+	_ = st.DeleteConsumer(ctx, "job-"+j.ID)
+	return st.Purge(ctx, natsjs.WithPurgeSubject(jobSubject(r.cfg.Site, j.ID)))
+}
+
+// process applies the job's chunks not yet applied.
+func (r *Jobs) process(ctx context.Context, j *Job, l *slog.Logger) error {
+	st, err := r.js.Stream(ctx, JobStreamName(r.cfg.Site))
+	if err != nil {
+		return err
+	}
+	// Republish what JetStream lost (its file store syncs lazily).
+	info, err := st.Info(ctx, natsjs.WithSubjectFilter(jobSubject(r.cfg.Site, j.ID)))
+	if err != nil {
+		return err
+	}
+	if have := int(info.State.Subjects[jobSubject(r.cfg.Site, j.ID)]); have < j.Chunks-j.Done && r.cfg.Source != nil {
+		l.Warn("job chunks missing from JetStream; republishing from the job's source", "have", have, "want", j.Chunks-j.Done)
+		produce, err := r.cfg.Source(j)
+		if err != nil {
+			return fmt.Errorf("job source: %w", err)
+		}
+		if err := st.Purge(ctx, natsjs.WithPurgeSubject(jobSubject(r.cfg.Site, j.ID))); err != nil {
+			return err
+		}
+		if err := r.publish(ctx, j, produce, j.Done); err != nil {
+			return err
+		}
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, natsjs.ConsumerConfig{
+		Durable: "job-" + j.ID, FilterSubject: jobSubject(r.cfg.Site, j.ID),
+		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 5 * time.Minute, MaxAckPending: 100_000,
+	})
+	if err != nil {
+		return err
+	}
+	var held []natsjs.Msg
+	var chunks [][]byte
+	for j.Done < j.Chunks {
+		batch, err := cons.Fetch(min(256, j.Chunks-j.Done-len(held)), natsjs.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			k, _ := strconv.Atoi(m.Headers().Get("Dss-Chunk"))
+			if k < j.Done || (j.Atomic && k < len(chunks)) { // applied before a crash, or a duplicate
+				_ = m.Ack()
+				continue
+			}
+			if j.Atomic {
+				held, chunks = append(held, m), append(chunks, m.Data())
+				if len(chunks) == j.Chunks {
+					res, err := r.cfg.ApplyAll(ctx, j, chunks)
+					if err != nil {
+						return err
+					}
+					j.Result, j.Done = res, j.Chunks
+					for _, h := range held {
+						_ = h.Ack()
+					}
+				}
+				continue
+			}
+			res, err := r.cfg.Apply(ctx, j, m.Data(), j.Result)
+			if err != nil {
+				return err
+			}
+			j.Result, j.Done = res, k+1
+			if err := r.save(j); err != nil {
+				return err
+			}
+			_ = m.Ack()
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if got == 0 && j.Done < j.Chunks {
+			l.Warn("waiting for job chunks", "done", j.Done, "chunks", j.Chunks)
+		}
+	}
+	return nil
+}
