@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/dss-sync/dss-sync/events"
-	"github.com/dss-sync/dss-sync/projections/audit"
 	"github.com/dss-sync/dss-sync/projections"
+	"github.com/dss-sync/dss-sync/projections/audit"
 )
 
 // twoSites returns a site holding a project edited on two sites.
