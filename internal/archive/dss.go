@@ -1,0 +1,471 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/projections"
+	"github.com/dss-sync/dss-sync/projections/dtcg"
+	"github.com/oklog/ulid/v2"
+)
+
+// The .dss archive, format version 1 (CONTRACT.md §3).
+const (
+	FormatName    = "dss-archive"
+	FormatVersion = 1
+	// ExtensionKey is where tokens and components carry their dss-sync
+	// identity in $extensions: {"id", "rev", "lamport"}.
+	ExtensionKey = "org.dss-sync"
+)
+
+// Manifest describes an archive. Files lists every other entry with its
+// SHA-256 and size; Signature signs the manifest's canonical JSON without it.
+type Manifest struct {
+	Format        string              `json:"format"`
+	FormatVersion int                 `json:"formatVersion"`
+	Project       ManifestProject     `json:"project"`
+	Site          string              `json:"site"`
+	ExportedAt    string              `json:"exportedAt"`
+	Lamport       uint64              `json:"lamport"`
+	Vector        events.Vector       `json:"vector"`
+	Counts        Counts              `json:"counts"`
+	History       bool                `json:"history"`
+	Filter        *Filter             `json:"filter,omitempty"`
+	Files         map[string]FileInfo `json:"files"`
+	Signature     *events.Signature   `json:"signature,omitempty"`
+}
+
+// ManifestProject names the exported project.
+type ManifestProject struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Counts counts what an archive holds.
+type Counts struct {
+	Tokens     int `json:"tokens"`
+	Components int `json:"components"`
+	Events     int `json:"events"`
+}
+
+// Filter records a selective export: an archive of part of a project.
+type Filter struct {
+	Prefix string `json:"prefix,omitempty"`
+	Type   string `json:"type,omitempty"`
+}
+
+func (m *Manifest) signingBytes() ([]byte, error) {
+	c := *m
+	c.Signature = nil
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return events.Canonicalize(b)
+}
+
+// ExportOptions select what an export holds.
+type ExportOptions struct {
+	History bool   // include events.ndjson (never with a filter: a part of a history has gaps)
+	Prefix  string // only tokens and components in this group
+	Type    string // only tokens of this type
+	Key     ed25519.PrivateKey
+}
+
+// tokenProps returns a token's DTCG properties, with its identity added to
+// $extensions[ExtensionKey].
+func tokenProps(t *projections.Token) ([]dtcg.Property, error) {
+	var props []dtcg.Property
+	for _, p := range []dtcg.Property{{Name: "$type", Value: t.Type}, {Name: "$value", Value: t.Value},
+		{Name: "$description", Value: t.Description}, {Name: "$deprecated", Value: t.Deprecated}} {
+		if p.Value != nil {
+			props = append(props, p)
+		}
+	}
+	ext, err := withIdentity(t.Extensions, t.ID, t.Rev, t.Lamport)
+	if err != nil {
+		return nil, err
+	}
+	return append(props, dtcg.Property{Name: "$extensions", Value: ext}), nil
+}
+
+// withIdentity adds {id, rev, lamport} under ExtensionKey to an $extensions
+// object (nil: a new one).
+func withIdentity(ext json.RawMessage, id, rev string, lamport uint64) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if ext != nil {
+		if err := json.Unmarshal(ext, &m); err != nil {
+			return nil, err
+		}
+	}
+	ident, _ := json.Marshal(map[string]any{"id": id, "rev": rev, "lamport": lamport})
+	m[ExtensionKey] = ident
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return events.Canonicalize(b)
+}
+
+// Export writes a signed archive of a project, streaming, from one consistent
+// snapshot: tokens.json (a DTCG document), components.json, events.ndjson
+// (with opt.History and no filter), then manifest.json.
+func Export(ctx context.Context, site *projections.Site, project string, opt ExportOptions, w io.Writer) (*Manifest, error) {
+	if opt.Key == nil {
+		return nil, events.Errorf(events.EUNAVAILABLE, "no signing key")
+	}
+	zw := NewWriter(w)
+	m := &Manifest{Format: FormatName, FormatVersion: FormatVersion, Site: site.ID(),
+		ExportedAt: site.Now().UTC().Format(events.WallFormat)}
+	if opt.Prefix != "" || opt.Type != "" {
+		m.Filter = &Filter{Prefix: opt.Prefix, Type: opt.Type}
+	}
+	m.History = opt.History && m.Filter == nil
+	var enc *dtcg.Encoder
+	var cw *bufio.Writer
+	var ew io.Writer
+	stage := 0 // 0 before, 1 tokens, 2 components, 3 events
+	advance := func(to int) error {
+		for stage < to {
+			switch stage {
+			case 0:
+				tw, err := zw.Create(TokensName)
+				if err != nil {
+					return err
+				}
+				enc = dtcg.NewEncoder(tw)
+			case 1:
+				if err := enc.Close(); err != nil {
+					return err
+				}
+				f, err := zw.Create(ComponentsName)
+				if err != nil {
+					return err
+				}
+				cw = bufio.NewWriter(f)
+				cw.WriteString("{")
+			case 2:
+				if m.Counts.Components > 0 {
+					cw.WriteString("\n")
+				}
+				cw.WriteString("}\n")
+				if err := cw.Flush(); err != nil {
+					return err
+				}
+				if m.History {
+					var err error
+					if ew, err = zw.Create(EventsName); err != nil {
+						return err
+					}
+				}
+			}
+			stage++
+		}
+		return nil
+	}
+	v := projections.Visitor{
+		Project: func(p *projections.Project) error {
+			m.Project, m.Lamport, m.Vector = ManifestProject{ID: p.ID, Name: p.Name}, p.Lamport, p.Vector
+			return advance(1)
+		},
+		Token: func(t *projections.Token) error {
+			props, err := tokenProps(t)
+			if err != nil {
+				return err
+			}
+			m.Counts.Tokens++
+			return enc.Token(t.Path, props)
+		},
+		Component: func(c *projections.Component) error {
+			if err := advance(2); err != nil {
+				return err
+			}
+			b, err := componentJSON(c)
+			if err != nil {
+				return err
+			}
+			if m.Counts.Components > 0 {
+				cw.WriteString(",")
+			}
+			m.Counts.Components++
+			cw.WriteString("\n  ")
+			cw.Write(events.JSONString(c.Name))
+			cw.WriteString(": ")
+			cw.Write(b)
+			return nil
+		},
+	}
+	if m.History {
+		v.Event = func(e *events.Event) error {
+			if err := advance(3); err != nil {
+				return err
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			m.Counts.Events++
+			ew.Write(b)
+			_, err = ew.Write([]byte("\n"))
+			return err
+		}
+	}
+	if err := site.Snapshot(ctx, project, projections.Query{Prefix: opt.Prefix, Type: opt.Type}, v); err != nil {
+		return nil, err
+	}
+	if err := advance(3); err != nil {
+		return nil, err
+	}
+	mf, err := zw.Create(ManifestName)
+	if err != nil {
+		return nil, err
+	}
+	m.Files = zw.Files()
+	payload, err := m.signingBytes()
+	if err != nil {
+		return nil, err
+	}
+	m.Signature = events.Sign(payload, opt.Key)
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := mf.Write(append(b, '\n')); err != nil {
+		return nil, err
+	}
+	return m, zw.Close()
+}
+
+// componentJSON is a component as components.json holds it.
+func componentJSON(c *projections.Component) ([]byte, error) {
+	obj := map[string]json.RawMessage{}
+	for k, v := range map[string]json.RawMessage{"description": c.Description, "props": c.Props, "variants": c.Variants, "tokens": c.Tokens} {
+		if v != nil {
+			obj[k] = v
+		}
+	}
+	ext, err := withIdentity(nil, c.ID, c.Rev, c.Lamport)
+	if err != nil {
+		return nil, err
+	}
+	obj["$extensions"] = ext
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	return events.Canonicalize(b)
+}
+
+// ExportDTCG writes a project's tokens (optionally filtered) as one DTCG
+// document, with their identity in $extensions, and returns how many.
+func ExportDTCG(ctx context.Context, site *projections.Site, project, prefix, typ string, w io.Writer) (int, error) {
+	enc := dtcg.NewEncoder(w)
+	n := 0
+	err := site.Snapshot(ctx, project, projections.Query{Prefix: prefix, Type: typ}, projections.Visitor{Token: func(t *projections.Token) error {
+		props, err := tokenProps(t)
+		if err != nil {
+			return err
+		}
+		n++
+		return enc.Token(t.Path, props)
+	}})
+	if err != nil {
+		return 0, err
+	}
+	return n, enc.Close()
+}
+
+// Record is one thing an import applies: an event of the archive's history,
+// or an item of its snapshot.
+type Record struct {
+	Event *events.Event     `json:"event,omitempty"`
+	Item  *projections.Item `json:"item,omitempty"`
+}
+
+type itemJSON struct {
+	Kind   string                     `json:"kind"`
+	Path   string                     `json:"path"`
+	ID     string                     `json:"id,omitempty"`
+	Rev    string                     `json:"rev,omitempty"`
+	Fields map[string]json.RawMessage `json:"fields"`
+}
+
+// EncodeRecords writes records as NDJSON, the payload of an import chunk.
+func EncodeRecords(recs []Record) ([]byte, error) {
+	var b bytes.Buffer
+	for _, r := range recs {
+		var line []byte
+		var err error
+		if r.Event != nil {
+			var e []byte
+			if e, err = json.Marshal(r.Event); err == nil {
+				line = append(append([]byte(`{"event":`), e...), '}')
+			}
+		} else {
+			it := r.Item
+			line, err = json.Marshal(map[string]itemJSON{"item": {Kind: it.Kind, Path: it.Path, ID: it.ID, Rev: it.Rev, Fields: it.Fields}})
+		}
+		if err != nil {
+			return nil, err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), nil
+}
+
+// DecodeRecords reads an import chunk. Chunks come from this site's own job
+// stream, but are checked as strictly as any input: events fully, items by
+// the same rules as a write.
+func DecodeRecords(b []byte) ([]Record, error) {
+	var out []Record
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 0, 64<<10), 2*events.MaxValueBytes)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		if bytes.HasPrefix(line, []byte(`{"event":`)) {
+			e, err := events.ParseJSON(line[len(`{"event":`) : len(line)-1])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Record{Event: e})
+			continue
+		}
+		var wrap map[string]itemJSON
+		if err := json.Unmarshal(line, &wrap); err != nil {
+			return nil, fmt.Errorf("import record: %w", err)
+		}
+		it, ok := wrap["item"]
+		if !ok {
+			return nil, fmt.Errorf("import record: neither an event nor an item")
+		}
+		raw, _ := json.Marshal(it.Fields)
+		fields, err := projections.ParseItemData(it.Kind, raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Record{Item: &projections.Item{Kind: it.Kind, Path: it.Path, ID: it.ID, Rev: it.Rev, Fields: fields}})
+	}
+	return out, sc.Err()
+}
+
+// splitIdentity removes ExtensionKey from an $extensions object and returns
+// what it said; ext is nil when nothing else remains.
+func splitIdentity(raw json.RawMessage) (ext json.RawMessage, id, rev string, err error) {
+	if raw == nil {
+		return nil, "", "", nil
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, "", "", fmt.Errorf("$extensions: %w", err)
+	}
+	if ident, ok := m[ExtensionKey]; ok {
+		var x struct {
+			ID  string `json:"id"`
+			Rev string `json:"rev"`
+		}
+		if err := json.Unmarshal(ident, &x); err != nil {
+			return nil, "", "", fmt.Errorf("$extensions[%q]: %w", ExtensionKey, err)
+		}
+		if x.ID != "" {
+			if _, err := ulid.ParseStrict(x.ID); err != nil {
+				return nil, "", "", fmt.Errorf("$extensions[%q].id %q is not an id dss-sync made", ExtensionKey, x.ID)
+			}
+		}
+		if x.Rev != "" {
+			if _, err := projections.ParseRev(x.Rev); err != nil {
+				return nil, "", "", fmt.Errorf("$extensions[%q].rev %q is not a rev dss-sync made", ExtensionKey, x.Rev)
+			}
+		}
+		id, rev = x.ID, x.Rev
+		delete(m, ExtensionKey)
+	}
+	if len(m) == 0 {
+		return nil, id, rev, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, "", "", err
+	}
+	ext, err = events.Canonicalize(b)
+	return ext, id, rev, err
+}
+
+// tokenItem turns a parsed DTCG token into an import item.
+func tokenItem(t dtcg.Token) (*projections.Item, error) {
+	path := strings.TrimSuffix(t.Path, "."+dtcg.RootSegment)
+	ext, id, rev, err := splitIdentity(t.Extensions)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]json.RawMessage{"$value": t.Value}
+	if t.Type != "" {
+		data["$type"] = events.JSONString(t.Type)
+	}
+	if t.Description != nil {
+		data["$description"] = events.JSONString(*t.Description)
+	}
+	if t.Deprecated != nil {
+		data["$deprecated"] = t.Deprecated
+	}
+	if ext != nil {
+		data["$extensions"] = ext
+	}
+	raw, _ := json.Marshal(data)
+	fields, err := projections.ParseItemData(events.KindToken, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := projections.CheckItemPath(events.KindToken, path); err != nil {
+		return nil, err
+	}
+	return &projections.Item{Kind: events.KindToken, Path: path, ID: id, Rev: rev, Fields: fields}, nil
+}
+
+// componentItem turns one entry of components.json into an import item.
+func componentItem(name string, raw json.RawMessage) (*projections.Item, error) {
+	canon, err := events.Canonicalize(raw)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(canon, &m); err != nil {
+		return nil, fmt.Errorf("a component is an object")
+	}
+	ext := m["$extensions"]
+	delete(m, "$extensions")
+	_, id, rev, err := splitIdentity(ext)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(m)
+	fields, err := projections.ParseItemData(events.KindComponent, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := projections.CheckItemPath(events.KindComponent, name); err != nil {
+		return nil, err
+	}
+	return &projections.Item{Kind: events.KindComponent, Path: name, ID: id, Rev: rev, Fields: fields}, nil
+}
+
+// sortedKeys returns a map's keys, sorted.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
