@@ -498,3 +498,120 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 }
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Archives == nil {
+		Error(w, r, events.Errorf(events.ENOTIMPLEMENTED, "export is not available on this site"))
+		return
+	}
+	v, err := query(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	q := ExportQuery{Format: v.Get("format"), History: v.Get("history") != "false", Prefix: v.Get("prefix"), Type: v.Get("type")}
+	if q.Format == "" {
+		q.Format = "dss"
+	}
+	if q.Format != "dss" && q.Format != "dtcg" {
+		Error(w, r, events.Errorf(events.EMALFORMED, "format must be dss or dtcg"))
+		return
+	}
+	if h := v.Get("history"); h != "" && h != "true" && h != "false" {
+		Error(w, r, events.Errorf(events.EMALFORMED, "history must be true or false"))
+		return
+	}
+	if q.Type != "" && !dtcg.IsType(q.Type) {
+		Error(w, r, events.Errorf(events.EMALFORMED, "type %q is not a DTCG type", q.Type))
+		return
+	}
+	project := projectVar(r)
+	if _, err := s.cfg.Site.Project(r.Context(), project); err != nil {
+		Error(w, r, err)
+		return
+	}
+	if q.Format == "dss" {
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.dss"`, project))
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.tokens.json"`, project))
+	}
+	if err := s.cfg.Archives.Export(r.Context(), project, q, w); err != nil {
+		logger(r.Context()).Error("export failed midway", "err", err)
+		panic(http.ErrAbortHandler) // the headers are gone: cut the stream
+	}
+}
+
+func (s *Server) importProject(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Archives == nil {
+		Error(w, r, events.Errorf(events.ENOTIMPLEMENTED, "import is not available on this site"))
+		return
+	}
+	v, err := query(r)
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	req := ImportRequest{Project: projectVar(r), Actor: actor(r), Strategy: v.Get("strategy"), DryRun: v.Get("dry_run") == "true"}
+	if req.Strategy == "" {
+		req.Strategy = "merge"
+	}
+	if req.Strategy != "merge" && req.Strategy != "replace" {
+		Error(w, r, events.Errorf(events.EMALFORMED, "strategy must be merge or replace"))
+		return
+	}
+	if d := v.Get("dry_run"); d != "" && d != "true" && d != "false" {
+		Error(w, r, events.Errorf(events.EMALFORMED, "dry_run must be true or false"))
+		return
+	}
+	if !events.ValidProject(req.Project) {
+		Error(w, r, events.Errorf(events.EMALFORMED, "invalid project id %q", req.Project))
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "application/zip", "application/x-zip-compressed", "application/json", "application/octet-stream":
+		req.ContentType = mt
+	default:
+		Error(w, r, events.Errorf(events.EMEDIATYPE, "send a .dss archive as application/zip or a DTCG document as application/json (got %q)", r.Header.Get("Content-Type")))
+		return
+	}
+	if r.ContentLength > s.cfg.MaxImportBytes {
+		Error(w, r, fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, s.cfg.MaxImportBytes))
+		return
+	}
+	req.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxImportBytes)
+	ans, err := s.cfg.Archives.Import(r.Context(), req)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = fmt.Errorf("%w: the limit is %d bytes", errBodyTooLarge, s.cfg.MaxImportBytes)
+	}
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if ans.Status == http.StatusAccepted {
+		if j, ok := ans.Body.(*Job); ok {
+			w.Header().Set("Location", "/v1/jobs/"+j.ID)
+		}
+	}
+	JSON(w, ans.Status, ans.Body)
+}
+
+func (s *Server) job(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Archives == nil {
+		Error(w, r, events.Errorf(events.ENOTFOUND, "no job %q", routeVar(r, "id")))
+		return
+	}
+	j, err := s.cfg.Archives.Job(r.Context(), routeVar(r, "id"))
+	if err != nil {
+		Error(w, r, err)
+		return
+	}
+	if p := principal(r.Context()); !p.Can(ScopeRead, j.Project) {
+		Error(w, r, events.Errorf(events.ENOTFOUND, "no job %q", j.ID))
+		return
+	}
+	JSON(w, http.StatusOK, j)
+}

@@ -64,7 +64,8 @@ func ProblemFor(err error) Problem {
 }
 
 // Error writes err as problem+json. Internal errors are logged with their
-// cause; nothing of it reaches the client.
+// cause; nothing of it reaches the client. An error in err's chain with a
+// ProblemExtras method adds members (an import's report) to a 4xx problem.
 func Error(w http.ResponseWriter, r *http.Request, err error) {
 	p := ProblemFor(err)
 	p.Instance = requestID(r.Context())
@@ -84,11 +85,19 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dss-sync"`)
 	}
+	var body any = p
+	var ex interface{ ProblemExtras() map[string]any }
+	if errors.As(err, &ex) && p.Status < 500 {
+		m := ex.ProblemExtras()
+		b, _ := json.Marshal(p)
+		json.Unmarshal(b, &m)
+		body = m
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(p)
+	_ = enc.Encode(body)
 }
 
 // JSON writes v as JSON with the given status.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -45,6 +46,44 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (Principal, error)
 }
 
+// Archives exports and imports whole projects, and runs the jobs long
+// imports become (implemented by the wiring of the archive format and the
+// job runner).
+type Archives interface {
+	// Export streams a project as format "dss" (a signed archive) or "dtcg"
+	// (one DTCG document of its tokens).
+	Export(ctx context.Context, project string, q ExportQuery, w io.Writer) error
+	// Import checks an archive or DTCG document and, unless a dry run,
+	// applies it: answering 200 with the result when it is done quickly, or
+	// 202 with the job that carries it on.
+	Import(ctx context.Context, req ImportRequest) (*ImportAnswer, error)
+	// Job returns a job.
+	Job(ctx context.Context, id string) (*Job, error)
+}
+
+// ExportQuery selects what an export holds.
+type ExportQuery struct {
+	Format  string // dss or dtcg
+	History bool
+	Prefix  string
+	Type    string
+}
+
+// ImportRequest is an import as received.
+type ImportRequest struct {
+	Project, Actor string
+	Body           io.Reader
+	ContentType    string
+	Strategy       string // merge or replace
+	DryRun         bool
+}
+
+// ImportAnswer is what an import answers: a status (200, 202) and a body.
+type ImportAnswer struct {
+	Status int
+	Body   any
+}
+
 // Config configures a Server.
 type Config struct {
 	Site   *projections.Site
@@ -62,6 +101,10 @@ type Config struct {
 	Version string
 	// SigningKey signs archives and audit exports (the site's key).
 	SigningKey ed25519.PrivateKey
+	// Archives handles export, import and jobs; nil answers 501.
+	Archives Archives
+	// MaxImportBytes bounds an import's body. Default 1 GiB.
+	MaxImportBytes int64
 }
 
 // Server is the HTTP API of one site.
@@ -81,6 +124,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 8 << 20
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = 1 << 30
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
@@ -155,9 +201,9 @@ func (s *Server) routes() {
 		{"POST", "/v1/projects/{p}/conflicts/{id}/resolve", ScopeWrite, s.resolveConflict},
 
 		{"GET", "/v1/projects/{p}/audit", ScopeRead, s.auditExport},
-		{"GET", "/v1/projects/{p}/export", ScopeRead, notYet("export")},
-		{"POST", "/v1/projects/{p}/import", ScopeWrite, notYet("import")},
-		{"GET", "/v1/jobs/{id}", ScopeRead, notYet("jobs")},
+		{"GET", "/v1/projects/{p}/export", ScopeRead, s.export},
+		{"POST", "/v1/projects/{p}/import", ScopeWrite, s.importProject},
+		{"GET", "/v1/jobs/{id}", ScopeRead, s.job},
 		{"GET", "/v1/sync/status", ScopeRead, notYet("sync status")},
 		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, notYet("the live event stream")},
 	} {

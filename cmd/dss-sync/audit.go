@@ -71,6 +71,22 @@ func runAuditVerify(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	head := make([]byte, 2)
+	if n, _ := f.ReadAt(head, 0); n == 2 && string(head) == "PK" {
+		// An archive: its manifest's hashes and signature, and its history's chains.
+		rep, err := checkFile(args[0])
+		if err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+		for _, s := range rep.Stages {
+			if len(s.Errors) > 0 {
+				return fmt.Errorf("%s: %s: %s", args[0], s.Name, s.Errors[0])
+			}
+		}
+		return nil
+	}
 	res, err := audit.Verify(f)
 	if err != nil {
 		return err

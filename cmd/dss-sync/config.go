@@ -33,6 +33,9 @@ type Config struct {
 	MaxBody     int64
 	CacheMiB    int64
 	SkewTol     time.Duration
+	ImportBytes int64
+	ImportToks  int
+	TrustKeys   []string
 }
 
 // setting is one configuration setting: its name (the flag and file key),
@@ -97,6 +100,32 @@ var settings = []setting{
 				return errors.New("must be a positive Go duration such as 5s")
 			}
 			c.SkewTol = d
+			return nil
+		}},
+	{name: "import-max-bytes", def: "1073741824", usage: "largest import (archive or DTCG file), in bytes",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 {
+				return errors.New("must be a byte count of at least 1024")
+			}
+			c.ImportBytes = n
+			return nil
+		}},
+	{name: "import-max-tokens", def: "1000000", usage: "most tokens one import may hold",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return errors.New("must be a positive count")
+			}
+			c.ImportToks = n
+			return nil
+		}},
+	{name: "trust-key", repeat: true, usage: "key id of a site whose signed archives to accept (repeatable; none: any valid signature)",
+		set: func(c *Config, v string) error {
+			if len(v) != 16 || strings.Trim(v, "0123456789abcdef") != "" {
+				return errors.New("must be a key id: 16 hex digits")
+			}
+			c.TrustKeys = append(c.TrustKeys, v)
 			return nil
 		}},
 	{name: "tls-cert", usage: "TLS certificate file (PEM); with --tls-key, serve HTTPS (TLS 1.3)",

@@ -54,6 +54,9 @@ const usage = `usage: dss-sync <command> [arguments]
 
 commands:
   serve      run a site (dss-sync serve -h for its settings)
+  export     export PROJECT -o FILE [--format dss|dtcg] [--no-history]
+  import     import FILE --project P [--strategy replace|merge] [--dry-run]
+  analyze    analyze FILE: check an archive or DTCG file offline (exit 1 if invalid)
   rebuild    rebuild a stopped site's projections from its event log
   audit      audit export PROJECT -o FILE | audit verify FILE
   version    print the version, commit and Go version
@@ -70,6 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch args[0] {
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr, getenv)
+	case "export":
+		err = runExport(ctx, args[1:], stdout, stderr, getenv)
+	case "import":
+		err = runImport(ctx, args[1:], stdout, stderr, getenv)
+	case "analyze":
+		err = runAnalyze(args[1:], stdout)
 	case "audit":
 		err = runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "rebuild":

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/dss-sync/dss-sync/api"
+	"github.com/dss-sync/dss-sync/internal/archive"
 	"github.com/dss-sync/dss-sync/internal/jetstream"
 	"github.com/dss-sync/dss-sync/internal/keys"
 	"github.com/dss-sync/dss-sync/internal/pebble"
@@ -44,12 +45,15 @@ type Main struct {
 	Conn    *nats.Conn
 	Outbox  *jetstream.Outbox
 	Applier *jetstream.Applier
+	Jobs    *jetstream.Jobs
 	Site    *projections.Site
 	Keys    *keys.Store
 	// SigningKey signs archives and audit exports (<data-dir>/site.key).
 	SigningKey ed25519.PrivateKey
 	API        *api.Server
 
+	archives   *archives
+	holdJobs   bool // tests: do not start the job runner
 	httpServer *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc
@@ -156,6 +160,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
+	lim := archive.DefaultImportLimits
+	lim.Zip.MaxArchiveBytes, lim.DTCG.MaxTokens = c.ImportBytes, c.ImportToks
+	arch := &archives{m: m, limits: lim, trusted: map[string]bool{}, syncRecords: 20_000, maxPlan: 200_000, maxReplace: 250_000}
+	for _, k := range c.TrustKeys {
+		arch.trusted[k] = true
+	}
+	jcfg := arch.jobsConfig()
+	jcfg.Site, jcfg.Conn, jcfg.Store, jcfg.Logger = c.Site, m.Conn, m.Store.Bucket("jobs"), m.Logger
+	if arch.jobs, err = jetstream.NewJobs(ctx, jcfg); err != nil {
+		return err
+	}
+	m.Jobs, m.archives = arch.jobs, arch
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(received, skewFlags)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -170,6 +187,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.API = api.NewServer(api.Config{
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
+		Archives: arch, MaxImportBytes: c.ImportBytes,
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -195,7 +213,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done, m.errc = cancel, make(chan struct{}), make(chan error, 1)
 	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{m.Outbox.Run, m.Applier.Run} {
+	runs := []func(context.Context) error{m.Outbox.Run, m.Applier.Run}
+	if !m.holdJobs {
+		runs = append(runs, m.Jobs.Run)
+	}
+	for _, run := range runs {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(runCtx) }()
 	}

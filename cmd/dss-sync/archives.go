@@ -1,0 +1,396 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dss-sync/dss-sync/api"
+	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/internal/archive"
+	"github.com/dss-sync/dss-sync/internal/jetstream"
+	"github.com/dss-sync/dss-sync/projections"
+)
+
+// archives implements api.Archives: the archive format (internal/archive)
+// and the job runner (internal/jetstream), wired to the site.
+type archives struct {
+	m       *Main
+	jobs    *jetstream.Jobs
+	limits  archive.ImportLimits
+	trusted map[string]bool // key ids; empty: any valid signature
+	// syncRecords is the most records an import may hold and still be
+	// answered when done (200); above it the answer is 202 and a job.
+	syncRecords int
+	// maxPlan is the most records a dry run plans in full.
+	maxPlan int
+	// maxReplace is the most records a replace (one transaction) holds.
+	maxReplace int
+}
+
+// Chunk sizes: records per JetStream message of an import job.
+const importChunk = 2000
+
+// importParams is what an import job needs to apply its chunks.
+type importParams struct {
+	File       string `json:"file"` // the spooled input
+	Strategy   string `json:"strategy"`
+	History    bool   `json:"history"`
+	Revs       bool   `json:"revs"`
+	CreateName string `json:"createName,omitempty"`
+	Actor      string `json:"actor"`
+	Records    int    `json:"records"`
+}
+
+// importSummary is an import's result, summed over its chunks.
+type importSummary struct {
+	History struct {
+		Applied    int `json:"applied"`
+		Duplicates int `json:"duplicates"`
+		Held       int `json:"held"`
+		Refused    int `json:"refused"`
+	} `json:"history"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Deleted   int `json:"deleted"`
+	Unchanged int `json:"unchanged"`
+	Events    int `json:"events"`
+}
+
+func (s *importSummary) add(r *projections.ImportResult) {
+	if rc := r.Receipt; rc != nil {
+		s.History.Applied += len(rc.Applied)
+		s.History.Duplicates += rc.Duplicates
+		s.History.Held += len(rc.Held)
+		s.History.Refused += len(rc.Refused)
+	}
+	s.Created += r.Created
+	s.Updated += r.Updated
+	s.Deleted += r.Deleted
+	s.Unchanged += r.Unchanged
+	s.Events += r.Events
+}
+
+func (a *archives) Export(ctx context.Context, project string, q api.ExportQuery, w io.Writer) error {
+	if q.Format == "dtcg" {
+		_, err := archive.ExportDTCG(ctx, a.m.Site, project, q.Prefix, q.Type, w)
+		return err
+	}
+	_, err := archive.Export(ctx, a.m.Site, project, archive.ExportOptions{History: q.History, Prefix: q.Prefix, Type: q.Type, Key: a.m.SigningKey}, w)
+	return err
+}
+
+// reportError is a refused import: a 422 whose problem carries the report.
+type reportError struct {
+	err    *events.Error
+	report *archive.Report
+}
+
+func (e reportError) Error() string                 { return e.err.Error() }
+func (e reportError) ProblemExtras() map[string]any { return map[string]any{"report": e.report} }
+func (e reportError) Unwrap() error                 { return e.err }
+
+// spool copies an import's body to a file in <data-dir>/tmp (the body's
+// size limit is the HTTP layer's).
+func (a *archives) spool(body io.Reader) (string, int64, error) {
+	dir := a.m.dataPath("tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, err
+	}
+	f, err := os.CreateTemp(dir, "import-*")
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := io.Copy(f, body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, err
+	}
+	return f.Name(), n, nil
+}
+
+// open checks a spooled input.
+func (a *archives) open(path string) (*archive.Report, *archive.Input, func(), error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	var trust func(string) bool
+	if len(a.trusted) > 0 {
+		trust = func(id string) bool { return a.trusted[id] }
+	}
+	rep, in := archive.Check(f, st.Size(), a.limits, trust)
+	return rep, in, func() { f.Close() }, nil
+}
+
+// paramsFor decides how an input is imported into project: its own project
+// (history and revs kept) or another (a copy).
+func paramsFor(in *archive.Input, req api.ImportRequest, project *projections.Project) importParams {
+	p := importParams{Strategy: req.Strategy, Actor: req.Actor}
+	same := in.Project.ID == "" || in.Project.ID == req.Project
+	p.History, p.Revs = same, same
+	if project == nil && (!in.HasHistory || !same) {
+		p.CreateName = in.Project.Name
+		if p.CreateName == "" {
+			p.CreateName = req.Project
+		}
+	}
+	return p
+}
+
+func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.ImportAnswer, error) {
+	path, _, err := a.spool(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.Remove(path)
+		}
+	}()
+	rep, in, closeIn, err := a.open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer closeIn()
+	if in == nil {
+		return nil, reportError{events.Errorf(events.EINVALID, "the import is refused: see the report's stages"), rep}
+	}
+	project, err := a.m.Site.Project(ctx, req.Project)
+	if err != nil && events.ErrorCode(err) != events.ENOTFOUND {
+		return nil, err
+	}
+	params := paramsFor(in, req, project)
+	opt := archive.RecordOptions{History: params.History, Revs: params.Revs}
+	if req.DryRun {
+		a.plan(ctx, rep, in, req, params, opt)
+		return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
+	}
+	records := 0
+	if err := in.Records(ctx, opt, func(archive.Record) error { records++; return nil }); err != nil {
+		return nil, err
+	}
+	if params.Strategy == "replace" && records > a.maxReplace {
+		return nil, events.Errorf(events.ETOOLARGE, "a replace applies in one transaction, up to %d records; this holds %d: use merge", a.maxReplace, records)
+	}
+	params.File, params.Records = path, records
+	raw, _ := json.Marshal(params)
+	j := &jetstream.Job{ID: jetstream.NewJobID(), Kind: "import", Project: req.Project, Params: raw, Atomic: params.Strategy == "replace"}
+	if err := a.jobs.Submit(ctx, j, producer(in, opt)); err != nil {
+		return nil, err
+	}
+	keep = true // the job owns the file now
+	if records > a.syncRecords {
+		return &api.ImportAnswer{Status: http.StatusAccepted, Body: apiJob(j)}, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	done, err := a.jobs.Wait(wctx, j.ID)
+	if err != nil {
+		return &api.ImportAnswer{Status: http.StatusAccepted, Body: apiJob(j)}, nil
+	}
+	if done.State == jetstream.JobFailed {
+		return nil, events.Errorf(events.EINVALID, "the import failed: %s", done.Error)
+	}
+	return &api.ImportAnswer{Status: http.StatusOK, Body: apiJob(done)}, nil
+}
+
+// plan adds the merge stage to a report: the analysis of what the import
+// would do, computed without writing.
+func (a *archives) plan(ctx context.Context, rep *archive.Report, in *archive.Input, req api.ImportRequest, params importParams, opt archive.RecordOptions) {
+	st := rep.Stage(archive.StageMerge)
+	var evs []*events.Event
+	var items []projections.Item
+	n := 0
+	err := in.Records(ctx, opt, func(r archive.Record) error {
+		if n++; n > a.maxPlan {
+			return errTooBig
+		}
+		if r.Event != nil {
+			evs = append(evs, r.Event)
+		} else {
+			items = append(items, *r.Item)
+		}
+		return nil
+	})
+	if err == errTooBig {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("more than %d records: the plan is not computed", a.maxPlan))
+		return
+	}
+	if err != nil {
+		st.OK, st.Errors = false, append(st.Errors, err.Error())
+		return
+	}
+	plan, err := a.m.Site.AnalyzeImport(ctx, req.Project, req.Actor, evs, items,
+		projections.ImportOptions{Replace: params.Strategy == "replace", CreateName: params.CreateName})
+	if err != nil {
+		st.OK, st.Errors = false, append(st.Errors, events.ErrorMessage(err))
+		rep.Valid = false
+		return
+	}
+	rep.Plan = plan
+	for kind, n := range plan.Conflicts {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("%d %s conflicts would open", n, kind))
+	}
+	for _, f := range plan.Flags {
+		st.Warnings = append(st.Warnings, "clock skew: "+f.String())
+	}
+	if len(plan.Refused) > 0 {
+		st.OK, rep.Valid = false, false
+		for _, r := range plan.Refused {
+			st.Errors = append(st.Errors, fmt.Sprintf("event %s would be refused: %s", r.Event, r.Reason))
+		}
+	}
+}
+
+var errTooBig = fmt.Errorf("too big")
+
+// producer yields an input's records in chunks.
+func producer(in *archive.Input, opt archive.RecordOptions) jetstream.Producer {
+	return func(yield func([]byte) error) error {
+		var recs []archive.Record
+		flush := func() error {
+			if len(recs) == 0 {
+				return nil
+			}
+			b, err := archive.EncodeRecords(recs)
+			if err != nil {
+				return err
+			}
+			recs = recs[:0]
+			return yield(b)
+		}
+		err := in.Records(context.Background(), opt, func(r archive.Record) error {
+			recs = append(recs, r)
+			if len(recs) == importChunk {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return flush()
+	}
+}
+
+// jobsConfig wires the job runner's callbacks to imports.
+func (a *archives) jobsConfig() jetstream.JobsConfig {
+	split := func(recs []archive.Record) ([]*events.Event, []projections.Item) {
+		var evs []*events.Event
+		var items []projections.Item
+		for _, r := range recs {
+			if r.Event != nil {
+				evs = append(evs, r.Event)
+			} else {
+				items = append(items, *r.Item)
+			}
+		}
+		return evs, items
+	}
+	params := func(j *jetstream.Job) (importParams, error) {
+		var p importParams
+		return p, json.Unmarshal(j.Params, &p)
+	}
+	return jetstream.JobsConfig{
+		Apply: func(ctx context.Context, j *jetstream.Job, chunk []byte, result json.RawMessage) (json.RawMessage, error) {
+			p, err := params(j)
+			if err != nil {
+				return nil, err
+			}
+			recs, err := archive.DecodeRecords(chunk)
+			if err != nil {
+				return nil, err
+			}
+			evs, items := split(recs)
+			// The input was checked whole: references across chunks are
+			// not checked chunk by chunk.
+			res, err := a.m.Site.Import(ctx, j.Project, p.Actor, evs, items,
+				projections.ImportOptions{SkipReferences: true, CreateName: p.CreateName})
+			if err != nil {
+				return nil, err
+			}
+			var sum importSummary
+			if result != nil {
+				json.Unmarshal(result, &sum)
+			}
+			sum.add(res)
+			return json.Marshal(sum)
+		},
+		ApplyAll: func(ctx context.Context, j *jetstream.Job, chunks [][]byte) (json.RawMessage, error) {
+			p, err := params(j)
+			if err != nil {
+				return nil, err
+			}
+			var all []archive.Record
+			for _, c := range chunks {
+				recs, err := archive.DecodeRecords(c)
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, recs...)
+			}
+			evs, items := split(all)
+			res, err := a.m.Site.Import(ctx, j.Project, p.Actor, evs, items,
+				projections.ImportOptions{Replace: true, CreateName: p.CreateName})
+			if err != nil {
+				return nil, err
+			}
+			var sum importSummary
+			sum.add(res)
+			return json.Marshal(sum)
+		},
+		Source: func(j *jetstream.Job) (jetstream.Producer, error) {
+			p, err := params(j)
+			if err != nil {
+				return nil, err
+			}
+			_, in, closeIn, err := a.open(p.File)
+			if err != nil {
+				return nil, err
+			}
+			if in == nil {
+				closeIn()
+				return nil, fmt.Errorf("the spooled input of job %s no longer checks", j.ID)
+			}
+			inner := producer(in, archive.RecordOptions{History: p.History, Revs: p.Revs})
+			return func(yield func([]byte) error) error {
+				defer closeIn()
+				return inner(yield)
+			}, nil
+		},
+		Finish: func(j *jetstream.Job) {
+			if p, err := params(j); err == nil && filepath.Dir(p.File) == a.m.dataPath("tmp") {
+				os.Remove(p.File)
+			}
+		},
+	}
+}
+
+func (a *archives) Job(ctx context.Context, id string) (*api.Job, error) {
+	j, err := a.jobs.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return apiJob(j), nil
+}
+
+func apiJob(j *jetstream.Job) *api.Job {
+	return &api.Job{ID: j.ID, Kind: j.Kind, Project: j.Project, State: j.State,
+		Progress: api.JobProgress{Done: int64(j.Done), Total: int64(j.Chunks)},
+		Result:   j.Result, Error: j.Error, Created: j.CreatedAt, Updated: j.UpdatedAt}
+}
