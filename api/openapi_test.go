@@ -16,12 +16,16 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/dss-sync/dss-sync/api"
 	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/internal/archive"
 	"github.com/dss-sync/dss-sync/projections"
 	"github.com/gorilla/mux"
+	"github.com/oklog/ulid/v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -67,7 +71,165 @@ func newServer(t testing.TB, auth api.Authenticator) *api.Server {
 		t.Fatalf("NewSite: %v", err)
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
-	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SigningKey: key})
+	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SigningKey: key,
+		Archives: &testArchives{site: site, key: key, jobs: map[string]*api.Job{}}})
+}
+
+// testArchives implements api.Archives with the archive format
+// (internal/archive) over the site, as cmd/dss-sync does, but without the job
+// runner: an import is applied before it answers, as one job that succeeded
+// (200), which Job then returns. The answers have the shapes of the real ones.
+type testArchives struct {
+	site *projections.Site
+	key  ed25519.PrivateKey
+	mu   sync.Mutex
+	jobs map[string]*api.Job
+}
+
+// Limits of cmd/dss-sync's archives.
+const (
+	testImportChunk = 2000    // records per job chunk
+	testMaxPlan     = 200_000 // records a dry run plans
+	testMaxReplace  = 250_000 // records a replace holds
+)
+
+func (a *testArchives) Export(ctx context.Context, project string, q api.ExportQuery, w io.Writer) error {
+	if q.Format == "dtcg" {
+		_, err := archive.ExportDTCG(ctx, a.site, project, q.Prefix, q.Type, w)
+		return err
+	}
+	_, err := archive.Export(ctx, a.site, project, archive.ExportOptions{History: q.History, Prefix: q.Prefix, Type: q.Type, Key: a.key}, w)
+	return err
+}
+
+// testReportError is a refused import: a 422 whose problem carries the
+// report.
+type testReportError struct {
+	err    *events.Error
+	report *archive.Report
+}
+
+func (e testReportError) Error() string                 { return e.err.Error() }
+func (e testReportError) ProblemExtras() map[string]any { return map[string]any{"report": e.report} }
+func (e testReportError) Unwrap() error                 { return e.err }
+
+// testImportSummary is the result of an import job (importSummary in
+// cmd/dss-sync).
+type testImportSummary struct {
+	History struct {
+		Applied    int `json:"applied"`
+		Duplicates int `json:"duplicates"`
+		Held       int `json:"held"`
+		Refused    int `json:"refused"`
+	} `json:"history"`
+	Created   int `json:"created"`
+	Updated   int `json:"updated"`
+	Deleted   int `json:"deleted"`
+	Unchanged int `json:"unchanged"`
+	Events    int `json:"events"`
+}
+
+func (a *testArchives) Import(ctx context.Context, req api.ImportRequest) (*api.ImportAnswer, error) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	rep, in := archive.Check(bytes.NewReader(body), int64(len(body)), archive.DefaultImportLimits, nil)
+	if in == nil {
+		return nil, testReportError{events.Errorf(events.EINVALID, "the import is refused: see the report's stages"), rep}
+	}
+	project, err := a.site.Project(ctx, req.Project)
+	if err != nil && events.ErrorCode(err) != events.ENOTFOUND {
+		return nil, err
+	}
+	// Its own project: history and revs kept; another: a copy.
+	same := in.Project.ID == "" || in.Project.ID == req.Project
+	createName := ""
+	if project == nil && (!in.HasHistory || !same) {
+		if createName = in.Project.Name; createName == "" {
+			createName = req.Project
+		}
+	}
+	var evs []*events.Event
+	var items []projections.Item
+	err = in.Records(ctx, archive.RecordOptions{History: same, Revs: same}, func(r archive.Record) error {
+		if r.Event != nil {
+			evs = append(evs, r.Event)
+		} else {
+			items = append(items, *r.Item)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	records := len(evs) + len(items)
+	opt := projections.ImportOptions{Replace: req.Strategy == "replace", CreateName: createName}
+	if req.DryRun {
+		st := rep.Stage(archive.StageMerge)
+		if records > testMaxPlan {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("more than %d records: the plan is not computed", testMaxPlan))
+			return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
+		}
+		plan, err := a.site.AnalyzeImport(ctx, req.Project, req.Actor, evs, items, opt)
+		if err != nil {
+			st.OK, st.Errors, rep.Valid = false, append(st.Errors, events.ErrorMessage(err)), false
+			return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
+		}
+		rep.Plan = plan
+		for kind, n := range plan.Conflicts {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("%d %s conflicts would open", n, kind))
+		}
+		for _, f := range plan.Flags {
+			st.Warnings = append(st.Warnings, "clock skew: "+f.String())
+		}
+		for _, r := range plan.Refused {
+			st.OK, rep.Valid = false, false
+			st.Errors = append(st.Errors, fmt.Sprintf("event %s would be refused: %s", r.Event, r.Reason))
+		}
+		return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
+	}
+	if opt.Replace && records > testMaxReplace {
+		return nil, events.Errorf(events.ETOOLARGE, "a replace applies in one transaction, up to %d records; this holds %d: use merge", testMaxReplace, records)
+	}
+	now := time.Now().UTC()
+	chunks := int64((records + testImportChunk - 1) / testImportChunk)
+	j := &api.Job{ID: ulid.Make().String(), Kind: "import", Project: req.Project, State: "succeeded",
+		Progress: api.JobProgress{Done: chunks, Total: chunks}, Created: now, Updated: now}
+	if chunks > 0 { // the job runner applies nothing, and sums no result, for no chunks
+		// A merge's references were checked whole by Check; a job's chunks
+		// skip them.
+		opt.SkipReferences = !opt.Replace
+		res, err := a.site.Import(ctx, req.Project, req.Actor, evs, items, opt)
+		if err != nil {
+			return nil, events.Errorf(events.EINVALID, "the import failed: %s", events.ErrorMessage(err))
+		}
+		var sum testImportSummary
+		if rc := res.Receipt; rc != nil {
+			sum.History.Applied, sum.History.Duplicates = len(rc.Applied), rc.Duplicates
+			sum.History.Held, sum.History.Refused = len(rc.Held), len(rc.Refused)
+		}
+		sum.Created, sum.Updated, sum.Deleted, sum.Unchanged, sum.Events = res.Created, res.Updated, res.Deleted, res.Unchanged, res.Events
+		if j.Result, err = json.Marshal(sum); err != nil {
+			return nil, err
+		}
+		j.Updated = time.Now().UTC()
+	}
+	a.mu.Lock()
+	a.jobs[j.ID] = j
+	a.mu.Unlock()
+	return &api.ImportAnswer{Status: http.StatusOK, Body: j}, nil
+}
+
+func (a *testArchives) Job(_ context.Context, id string) (*api.Job, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	j, ok := a.jobs[id]
+	if !ok {
+		return nil, events.Errorf(events.ENOTFOUND, "no job %q", id)
+	}
+	c := *j
+	return &c, nil
 }
 
 func loadSpec(t testing.TB) map[string]any {
@@ -554,16 +716,22 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	colorInput := specExample(t, spec, "#/components/examples/ColorTokenInput/value")
 	aliasInput := specExample(t, spec, "#/paths/~1v1~1projects~1{p}~1tokens~1{path}/put/requestBody/content/application~1json/examples/alias/value")
 	componentInput := specExample(t, spec, "#/paths/~1v1~1projects~1{p}~1components~1{name}/put/requestBody/content/application~1json/example")
+	dtcgDocument := specExample(t, spec, "#/components/schemas/DTCGDocument/example")
 
 	type step struct {
 		op     string // "METHOD /template"
-		target string
+		target string // "{job}" stands for the id of the last job answered
 		key    string
 		body   []byte
+		bodyOf *[]byte // when set, the body is what it points to when the step runs
+		keep   *[]byte // when set, receives the answer's body
 		header map[string]string
 		want   int
 	}
+	var exported []byte // the .dss archive of project web
+	jobID := ""
 	jsonCT := map[string]string{"Content-Type": "application/json"}
+	zipCT := map[string]string{"Content-Type": "application/zip"}
 	tok := "/v1/projects/web/tokens/"
 	comp := "/v1/projects/web/components/"
 	steps := []step{
@@ -614,23 +782,51 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 			key: "write", body: []byte(`{"pick":"01JQ8Z6W60R4M2XH5V3K9P7SAB"}`), header: jsonCT, want: 404},
 		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?format=csv", key: "read", want: 200},
 		{op: "GET /v1/projects/{p}/audit", target: "/v1/projects/web/audit?type=token.explode", key: "read", want: 400},
-		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dtcg", key: "read", want: 501},
-		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true", key: "write",
-			body: []byte("PK"), header: map[string]string{"Content-Type": "application/zip"}, want: 501},
-		{op: "GET /v1/jobs/{id}", target: "/v1/jobs/j1", key: "read", want: 501},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export", key: "read", keep: &exported, want: 200},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dss&history=false&prefix=color", key: "read", want: 200},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dtcg", key: "read", want: 200},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=dtcg&type=color", key: "read", want: 200},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?format=pdf", key: "read", want: 400},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/web/export?type=colour", key: "read", want: 400},
+		{op: "GET /v1/projects/{p}/export", target: "/v1/projects/nope/export", key: "read", want: 404},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true", key: "write", bodyOf: &exported, header: zipCT, want: 200},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true", key: "write", body: dtcgDocument, header: jsonCT, want: 200},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?dry_run=true&strategy=replace", key: "write", body: dtcgDocument, header: jsonCT, want: 200},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import", key: "write", body: dtcgDocument, header: jsonCT, want: 200},
+		{op: "GET /v1/jobs/{id}", target: "/v1/jobs/{job}", key: "read", want: 200},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/copy/import", key: "write", bodyOf: &exported, header: zipCT, want: 200},
+		{op: "GET /v1/jobs/{id}", target: "/v1/jobs/{job}", key: "read", want: 200},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import", key: "write", body: dtcgDocument,
+			header: map[string]string{"Content-Type": "text/plain"}, want: 415},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import", key: "write",
+			body: []byte("neither a zip nor JSON"), header: map[string]string{"Content-Type": "application/octet-stream"}, want: 422},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import", key: "write", body: []byte(`{"color":{"$value":"#zz"}}`), header: jsonCT, want: 422},
+		{op: "POST /v1/projects/{p}/import", target: "/v1/projects/web/import?strategy=overwrite", key: "write", body: dtcgDocument, header: jsonCT, want: 400},
+		{op: "GET /v1/jobs/{id}", target: "/v1/jobs/01JQ8Z6W60R4M2XH5V3K9P7SAB", key: "read", want: 404},
 		{op: "GET /v1/sync/status", target: "/v1/sync/status", key: "read", want: 501},
 		{op: "GET /v1/projects/{p}/events/stream", target: "/v1/projects/web/events/stream", key: "read", want: 501},
 	}
 	for i, s := range steps {
 		method, _, _ := strings.Cut(s.op, " ")
 		o := findOperation(t, ops, s.op)
-		rec := do(t, srv, method, s.target, s.key, s.body, s.header)
-		where := fmt.Sprintf("step %d: %s %s", i, method, s.target)
+		target, body := strings.ReplaceAll(s.target, "{job}", jobID), s.body
+		if s.bodyOf != nil {
+			body = *s.bodyOf
+		}
+		rec := do(t, srv, method, target, s.key, body, s.header)
+		where := fmt.Sprintf("step %d: %s %s", i, method, target)
 		if rec.Code != s.want {
-			t.Errorf("%s: status %d, want %d; body %s", where, rec.Code, s.want, rec.Body.Bytes())
+			t.Errorf("%s: status %d, want %d; body %.300s", where, rec.Code, s.want, rec.Body.Bytes())
 			continue
 		}
 		checkResponse(t, spec, o, where, rec)
+		if s.keep != nil {
+			*s.keep = rec.Body.Bytes()
+		}
+		var job struct{ ID, State string }
+		if s.op == "POST /v1/projects/{p}/import" && rec.Code/100 == 2 && json.Unmarshal(rec.Body.Bytes(), &job) == nil && job.ID != "" {
+			jobID = job.ID
+		}
 	}
 }
 
