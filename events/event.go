@@ -204,6 +204,10 @@ const (
 	MaxChanges    = 64
 	MaxFieldLen   = 64
 	MaxValueBytes = 1 << 20
+	// MaxChangesBytes bounds the values of one event together, so that any
+	// event fits one line of an NDJSON transport (2 MiB) and one message of
+	// the embedded JetStream.
+	MaxChangesBytes = 3 << 19
 )
 
 func lowerAlnumDash(s string) bool {
@@ -262,7 +266,12 @@ func (e *Event) Validate() error {
 			return bad("parents must be sorted and unique")
 		}
 	}
+	total := 0
 	for i, c := range e.Changes {
+		total += len(c.Value)
+		if total > MaxChangesBytes {
+			return bad("changes are larger than %d bytes together", MaxChangesBytes)
+		}
 		if c.Field == "" || len(c.Field) > MaxFieldLen || !utf8.ValidString(c.Field) {
 			return bad("invalid field name %q", c.Field)
 		}

@@ -157,6 +157,12 @@ func TestParseJSONRefuses(t *testing.T) {
 	tamper := func(old, new string) []byte {
 		return bytes.Replace(good, []byte(old), []byte(new), 1)
 	}
+	// Two values each within MaxValueBytes, too big together.
+	big := testEvent(t, rng, events.Head{}, 1)
+	half := json.RawMessage(`"` + strings.Repeat("x", events.MaxChangesBytes/2) + `"`)
+	big.Changes = events.Changes{{Field: "$description", Value: half}, {Field: "$value", Value: half}}
+	big.Hash = big.ComputeHash()
+	tooBig, _ := json.Marshal(big)
 	for name, tc := range map[string]struct {
 		in   []byte
 		code string
@@ -172,6 +178,7 @@ func TestParseJSONRefuses(t *testing.T) {
 		"bad wall":       {tamper(`"wall":"`, `"wall":"x`), events.EMALFORMED},
 		"edited actor":   {tamper(`admin`, `root`), events.EINVALID},
 		"edited parents": {tamper(`"parents":["`, `"parents":["0`), events.EMALFORMED},
+		"values too big": {tooBig, events.EINVALID},
 	} {
 		_, err := events.ParseJSON(tc.in)
 		if got := events.ErrorCode(err); got != tc.code {

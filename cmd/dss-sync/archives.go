@@ -33,8 +33,13 @@ type archives struct {
 	maxReplace int
 }
 
-// Chunk sizes: records per JetStream message of an import job.
-const importChunk = 2000
+// Chunk sizes: records per JetStream message of an import job, and
+// roughly the most bytes (well under the embedded server's 8 MiB payload
+// limit, whatever the records hold).
+const (
+	importChunk      = 2000
+	importChunkBytes = 2 << 20
+)
 
 // importParams is what an import job needs to apply its chunks.
 type importParams struct {
@@ -180,10 +185,7 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 		a.plan(ctx, rep, in, req, params, opt)
 		return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
 	}
-	records := 0
-	if err := in.Records(ctx, opt, func(archive.Record) error { records++; return nil }); err != nil {
-		return nil, err
-	}
+	records := in.RecordCount(opt)
 	if params.Strategy == "replace" && records > a.maxReplace {
 		return nil, events.Errorf(events.ETOOLARGE, "a replace applies in one transaction, up to %d records; this holds %d: use merge", a.maxReplace, records)
 	}
@@ -263,6 +265,7 @@ var errTooBig = fmt.Errorf("too big")
 func producer(in *archive.Input, opt archive.RecordOptions) jetstream.Producer {
 	return func(yield func([]byte) error) error {
 		var recs []archive.Record
+		size := 0
 		flush := func() error {
 			if len(recs) == 0 {
 				return nil
@@ -271,12 +274,13 @@ func producer(in *archive.Input, opt archive.RecordOptions) jetstream.Producer {
 			if err != nil {
 				return err
 			}
-			recs = recs[:0]
+			recs, size = recs[:0], 0
 			return yield(b)
 		}
 		err := in.Records(context.Background(), opt, func(r archive.Record) error {
 			recs = append(recs, r)
-			if len(recs) == importChunk {
+			size += r.Size()
+			if len(recs) == importChunk || size >= importChunkBytes {
 				return flush()
 			}
 			return nil

@@ -40,10 +40,15 @@ type ImportLimits struct {
 	DTCG          dtcg.Limits // tokens.json or a DTCG file: depth, strings, token count, bytes
 	MaxComponents int         // default 100,000
 	MaxEvents     int         // default 10,000,000
+	// CacheBytes is roughly how much memory Check may keep the records it
+	// parsed in, so that Records replays them instead of reading and
+	// parsing the input again (default 32 MiB; negative: never). A larger
+	// input is read again: memory stays bounded whatever its size.
+	CacheBytes int64
 }
 
 // DefaultImportLimits are the documented defaults.
-var DefaultImportLimits = ImportLimits{Zip: DefaultLimits, DTCG: dtcg.DefaultLimits, MaxComponents: 100_000, MaxEvents: 10_000_000}
+var DefaultImportLimits = ImportLimits{Zip: DefaultLimits, DTCG: dtcg.DefaultLimits, MaxComponents: 100_000, MaxEvents: 10_000_000, CacheBytes: 32 << 20}
 
 func (l ImportLimits) withDefaults() ImportLimits {
 	if l.MaxComponents <= 0 {
@@ -54,6 +59,9 @@ func (l ImportLimits) withDefaults() ImportLimits {
 	}
 	if l.DTCG == (dtcg.Limits{}) {
 		l.DTCG = dtcg.DefaultLimits
+	}
+	if l.CacheBytes == 0 {
+		l.CacheBytes = DefaultImportLimits.CacheBytes
 	}
 	return l
 }
@@ -131,6 +139,47 @@ type Input struct {
 	Counts     Counts
 	aliases    map[string]bool // token paths whose values have references
 	refs       *refs
+	cache      recordCache
+}
+
+// recordCache holds the records Check parsed, in the order Records yields
+// them, while they fit in ImportLimits.CacheBytes.
+type recordCache struct {
+	bytes                 int64
+	over                  bool // the budget was exceeded: nothing is kept
+	events                []*events.Event
+	plain, aliased, comps []*projections.Item
+}
+
+// keep adds a record's approximate size to the cache's account, and says
+// whether it may be kept.
+func (in *Input) keep(size int) bool {
+	c := &in.cache
+	if c.over {
+		return false
+	}
+	c.bytes += int64(size) + 256 // the structs, maps and slices around the bytes
+	if in.lim.CacheBytes < 0 || c.bytes > in.lim.CacheBytes {
+		*c = recordCache{over: true}
+		return false
+	}
+	return true
+}
+
+func itemSize(it *projections.Item) int {
+	n := len(it.Path) + len(it.ID) + len(it.Rev)
+	for k, v := range it.Fields {
+		n += len(k) + len(v) + 64
+	}
+	return n
+}
+
+func eventSize(e *events.Event) int {
+	n := len(e.Project) + len(e.Site) + len(e.Actor) + len(e.Entity) + len(e.Path) + 16*len(e.Parents) + 200
+	for _, c := range e.Changes {
+		n += len(c.Field) + len(c.Value) + 40
+	}
+	return n
 }
 
 // Check reads an import from r (size bytes) and runs the stages a site and
@@ -347,6 +396,13 @@ func (in *Input) checkTokens(rep *Report, r io.Reader, complete bool) {
 			in.refs.names[it.Path] = rs
 			in.aliases[it.Path] = true
 		}
+		if in.keep(itemSize(it)) {
+			if in.aliases[it.Path] {
+				in.cache.aliased = append(in.cache.aliased, it)
+			} else {
+				in.cache.plain = append(in.cache.plain, it)
+			}
+		}
 		in.Counts.Tokens++
 		return nil
 	})
@@ -366,6 +422,9 @@ func (in *Input) checkComponents(rep *Report, r io.Reader) {
 		var toks []string
 		json.Unmarshal(it.Fields[projections.FieldTokens], &toks)
 		in.refs.comps[name] = toks
+		if in.keep(itemSize(it)) {
+			in.cache.comps = append(in.cache.comps, it)
+		}
 		in.Counts.Components++
 		return nil
 	})
@@ -425,6 +484,9 @@ func (in *Input) checkEvents(rep *Report, r io.Reader, project string) {
 		if err := v.Check(e, line); err != nil {
 			st.errorf("%s line %d: %v", EventsName, line, err)
 			return errStop
+		}
+		if in.keep(eventSize(e)) {
+			in.cache.events = append(in.cache.events, e)
 		}
 		in.Counts.Events++
 		return nil
@@ -562,6 +624,9 @@ type RecordOptions struct {
 // mostly come before what names them); then components. It reads the input
 // again, streaming: memory does not grow with its size.
 func (in *Input) Records(ctx context.Context, opt RecordOptions, fn func(Record) error) error {
+	if in.cached() {
+		return in.cachedRecords(ctx, opt, fn)
+	}
 	if opt.History && in.HasHistory {
 		e, err := in.zip.Entry(EventsName)
 		if err != nil {
@@ -623,6 +688,47 @@ func (in *Input) Records(ctx context.Context, opt RecordOptions, fn func(Record)
 			}
 			return fn(Record{Item: it})
 		})
+	}
+	return nil
+}
+
+// RecordCount is how many records Records yields with opt.
+func (in *Input) RecordCount(opt RecordOptions) int {
+	n := in.Counts.Tokens + in.Counts.Components
+	if opt.History && in.HasHistory {
+		n += in.Counts.Events
+	}
+	return n
+}
+
+// cached says whether Check kept every record: a format 0 archive is
+// migrated as it is read, and is never cached.
+func (in *Input) cached() bool {
+	return !in.cache.over && in.Version == FormatVersion || in.Kind == KindDTCG && !in.cache.over
+}
+
+func (in *Input) cachedRecords(ctx context.Context, opt RecordOptions, fn func(Record) error) error {
+	if opt.History && in.HasHistory {
+		for _, e := range in.cache.events {
+			if err := fn(Record{Event: e}); err != nil {
+				return err
+			}
+		}
+	}
+	for _, items := range [][]*projections.Item{in.cache.plain, in.cache.aliased, in.cache.comps} {
+		for _, it := range items {
+			if !opt.Revs && it.Rev != "" {
+				cp := *it
+				cp.Rev = ""
+				it = &cp
+			}
+			if err := fn(Record{Item: it}); err != nil {
+				return err
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -290,76 +289,6 @@ type Record struct {
 	Item  *projections.Item `json:"item,omitempty"`
 }
 
-type itemJSON struct {
-	Kind   string                     `json:"kind"`
-	Path   string                     `json:"path"`
-	ID     string                     `json:"id,omitempty"`
-	Rev    string                     `json:"rev,omitempty"`
-	Fields map[string]json.RawMessage `json:"fields"`
-}
-
-// EncodeRecords writes records as NDJSON, the payload of an import chunk.
-func EncodeRecords(recs []Record) ([]byte, error) {
-	var b bytes.Buffer
-	for _, r := range recs {
-		var line []byte
-		var err error
-		if r.Event != nil {
-			var e []byte
-			if e, err = json.Marshal(r.Event); err == nil {
-				line = append(append([]byte(`{"event":`), e...), '}')
-			}
-		} else {
-			it := r.Item
-			line, err = json.Marshal(map[string]itemJSON{"item": {Kind: it.Kind, Path: it.Path, ID: it.ID, Rev: it.Rev, Fields: it.Fields}})
-		}
-		if err != nil {
-			return nil, err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
-	return b.Bytes(), nil
-}
-
-// DecodeRecords reads an import chunk. Chunks come from this site's own job
-// stream, but are checked as strictly as any input: events fully, items by
-// the same rules as a write.
-func DecodeRecords(b []byte) ([]Record, error) {
-	var out []Record
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), 2*events.MaxValueBytes)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			continue
-		}
-		if bytes.HasPrefix(line, []byte(`{"event":`)) {
-			e, err := events.ParseJSON(line[len(`{"event":`) : len(line)-1])
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, Record{Event: e})
-			continue
-		}
-		var wrap map[string]itemJSON
-		if err := json.Unmarshal(line, &wrap); err != nil {
-			return nil, fmt.Errorf("import record: %w", err)
-		}
-		it, ok := wrap["item"]
-		if !ok {
-			return nil, fmt.Errorf("import record: neither an event nor an item")
-		}
-		raw, _ := json.Marshal(it.Fields)
-		fields, err := projections.ParseItemData(it.Kind, raw)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Record{Item: &projections.Item{Kind: it.Kind, Path: it.Path, ID: it.ID, Rev: it.Rev, Fields: fields}})
-	}
-	return out, sc.Err()
-}
-
 // splitIdentity removes ExtensionKey from an $extensions object and returns
 // what it said; ext is nil when nothing else remains.
 func splitIdentity(raw json.RawMessage) (ext json.RawMessage, id, rev string, err error) {
@@ -378,15 +307,8 @@ func splitIdentity(raw json.RawMessage) (ext json.RawMessage, id, rev string, er
 		if err := json.Unmarshal(ident, &x); err != nil {
 			return nil, "", "", fmt.Errorf("$extensions[%q]: %w", ExtensionKey, err)
 		}
-		if x.ID != "" {
-			if _, err := ulid.ParseStrict(x.ID); err != nil {
-				return nil, "", "", fmt.Errorf("$extensions[%q].id %q is not an id dss-sync made", ExtensionKey, x.ID)
-			}
-		}
-		if x.Rev != "" {
-			if _, err := projections.ParseRev(x.Rev); err != nil {
-				return nil, "", "", fmt.Errorf("$extensions[%q].rev %q is not a rev dss-sync made", ExtensionKey, x.Rev)
-			}
+		if err := checkIdentity(x.ID, x.Rev); err != nil {
+			return nil, "", "", err
 		}
 		id, rev = x.ID, x.Rev
 		delete(m, ExtensionKey)
@@ -400,6 +322,21 @@ func splitIdentity(raw json.RawMessage) (ext json.RawMessage, id, rev string, er
 	}
 	ext, err = events.Canonicalize(b)
 	return ext, id, rev, err
+}
+
+// checkIdentity checks an item's id and rev, when present.
+func checkIdentity(id, rev string) error {
+	if id != "" {
+		if _, err := ulid.ParseStrict(id); err != nil {
+			return fmt.Errorf("$extensions[%q].id %q is not an id dss-sync made", ExtensionKey, id)
+		}
+	}
+	if rev != "" {
+		if _, err := projections.ParseRev(rev); err != nil {
+			return fmt.Errorf("$extensions[%q].rev %q is not a rev dss-sync made", ExtensionKey, rev)
+		}
+	}
+	return nil
 }
 
 // tokenItem turns a parsed DTCG token into an import item.

@@ -322,3 +322,57 @@ func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// TestRecordsCachedOrReadAgain: the records Check keeps (under
+// CacheBytes) are exactly those read again from the input when nothing is
+// kept, in the same order, with revs dropped alike.
+func TestRecordsCachedOrReadAgain(t *testing.T) {
+	src := sourceSite(t)
+	var dtcgDoc bytes.Buffer
+	if _, err := archive.ExportDTCG(context.Background(), src, "design", "", "", &dtcgDoc); err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{
+		"archive": exportOf(t, src, archive.ExportOptions{History: true}),
+		"dtcg":    dtcgDoc.Bytes(),
+	}
+	dump := func(in *archive.Input, opt archive.RecordOptions) string {
+		evs, items := records(t, in, opt)
+		var b strings.Builder
+		for _, e := range evs {
+			fmt.Fprintf(&b, "event %s %x\n", e.ID, e.Hash)
+		}
+		for _, it := range items {
+			f, _ := json.Marshal(it.Fields)
+			fmt.Fprintf(&b, "item %s %s %s %q %s\n", it.Kind, it.Path, it.ID, it.Rev, f)
+		}
+		return b.String()
+	}
+	for name, b := range inputs {
+		for _, opt := range []archive.RecordOptions{{History: true, Revs: true}, {}} {
+			_, cached := archive.Check(bytes.NewReader(b), int64(len(b)), archive.ImportLimits{}, nil)
+			_, reread := archive.Check(bytes.NewReader(b), int64(len(b)), archive.ImportLimits{CacheBytes: -1}, nil)
+			if cached == nil || reread == nil {
+				t.Fatalf("%s does not check", name)
+			}
+			got, want := dump(cached, opt), dump(reread, opt)
+			if got != want || want == "" {
+				t.Fatalf("%s %+v: cached records differ from records read again:\n--- cached\n%s--- read again\n%s", name, opt, got, want)
+			}
+			if n := cached.RecordCount(opt); n != strings.Count(got, "\n") {
+				t.Fatalf("%s: RecordCount says %d, Records yields %d", name, n, strings.Count(got, "\n"))
+			}
+			if again := dump(cached, opt); again != got {
+				t.Fatalf("%s: a second replay of the cache differs", name)
+			}
+		}
+	}
+	// A budget too small for the input keeps nothing, and still yields all.
+	b := inputs["archive"]
+	_, small := archive.Check(bytes.NewReader(b), int64(len(b)), archive.ImportLimits{CacheBytes: 2000}, nil)
+	_, reread := archive.Check(bytes.NewReader(b), int64(len(b)), archive.ImportLimits{CacheBytes: -1}, nil)
+	opt := archive.RecordOptions{History: true, Revs: true}
+	if got, want := dump(small, opt), dump(reread, opt); got != want {
+		t.Fatalf("over budget: records differ:\n%s\n%s", got, want)
+	}
+}
