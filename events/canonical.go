@@ -101,12 +101,31 @@ type member struct {
 }
 
 func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
+	members, err := p.members(depth)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, '{')
+	for i, m := range members {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, m.key)
+		out = append(out, ':')
+		out = append(out, m.val...)
+	}
+	return append(out, '}'), nil
+}
+
+// members reads an object at p.pos: its members sorted by key, each value
+// canonical; a duplicate key is an error.
+func (p *canonParser) members(depth int) ([]member, error) {
 	p.pos++ // '{'
 	var members []member
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
 		p.pos++
-		return append(out, '{', '}'), nil
+		return nil, nil
 	}
 	for {
 		p.skipSpace()
@@ -143,19 +162,12 @@ func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
 		return nil, p.errorf("expected ',' or '}' in object")
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
-	out = append(out, '{')
-	for i, m := range members {
-		if i > 0 {
-			if members[i-1].key == m.key {
-				return nil, fmt.Errorf("json: duplicate object key %q", m.key)
-			}
-			out = append(out, ',')
+	for i := 1; i < len(members); i++ {
+		if members[i-1].key == members[i].key {
+			return nil, fmt.Errorf("json: duplicate object key %q", members[i].key)
 		}
-		out = appendJSONString(out, m.key)
-		out = append(out, ':')
-		out = append(out, m.val...)
 	}
-	return append(out, '}'), nil
+	return members, nil
 }
 
 func (p *canonParser) array(out []byte, depth int) ([]byte, error) {

@@ -316,3 +316,21 @@ func TestSignature(t *testing.T) {
 		t.Fatal("no signature verified")
 	}
 }
+
+func BenchmarkParseJSON(b *testing.B) {
+	good, _ := json.Marshal(testEvent(b, rand.New(rand.NewSource(1)), events.Head{}, 1))
+	b.SetBytes(int64(len(good)))
+	for b.Loop() {
+		if _, err := events.ParseJSON(good); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := testEvent(b, rand.New(rand.NewSource(1)), events.Head{}, 1)
+	var buf []byte
+	for b.Loop() {
+		buf = e.AppendJSON(buf[:0])
+	}
+}

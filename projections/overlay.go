@@ -108,7 +108,7 @@ func newOverlay(base Reader) *overlay {
 	return &overlay{
 		base: base, writes: map[string]Override{}, byID: map[ulid.ULID]*events.Event{},
 		byEntity: map[string][]*events.Event{},
-		heads: map[string]events.Head{}, lamport: base.Lamport(),
+		heads:    map[string]events.Head{}, lamport: base.Lamport(),
 		held: map[string]map[ulid.ULID]*events.Event{}, taken: map[string]bool{},
 	}
 }
