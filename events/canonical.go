@@ -2,6 +2,7 @@ package events
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -69,7 +70,7 @@ func (p *canonParser) value(out []byte, depth int) ([]byte, error) {
 	case c == '[':
 		return p.array(out, depth)
 	case c == '"':
-		s, err := p.str()
+		s, err := p.strBytes()
 		if err != nil {
 			return nil, err
 		}
@@ -100,53 +101,112 @@ type member struct {
 	val []byte
 }
 
-func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
-	members, err := p.members(depth)
+// Member is one member of a JSON object: its key, and its value in
+// canonical form.
+type Member struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// Members reads one JSON object, as strictly as Canonicalize, and returns
+// its members sorted by key, each value canonical. AppendObject writes them
+// back: the two together are Canonicalize for an object, with a chance to
+// look at or drop members in between without parsing again.
+func Members(b []byte) ([]Member, error) {
+	p := canonParser{src: b}
+	p.skipSpace()
+	if p.pos >= len(p.src) || p.src[p.pos] != '{' {
+		return nil, p.errorf("expected a JSON object")
+	}
+	ms, err := p.members(0)
 	if err != nil {
 		return nil, err
 	}
+	p.skipSpace()
+	if p.pos != len(p.src) {
+		return nil, p.errorf("unexpected data after the value")
+	}
+	out := make([]Member, len(ms))
+	for i, m := range ms {
+		out[i] = Member{Key: m.key, Value: m.val}
+	}
+	return out, nil
+}
+
+// AppendObject appends the canonical object of members (sorted by key,
+// with canonical values, as Members returns them).
+func AppendObject(out []byte, members []Member) []byte {
 	out = append(out, '{')
 	for i, m := range members {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendJSONString(out, m.key)
+		out = appendJSONString(out, m.Key)
 		out = append(out, ':')
-		out = append(out, m.val...)
+		out = append(out, m.Value...)
 	}
-	return append(out, '}'), nil
+	return append(out, '}')
 }
 
-// members reads an object at p.pos: its members sorted by key, each value
-// canonical; a duplicate key is an error.
-func (p *canonParser) members(depth int) ([]member, error) {
+// object appends the canonical form of the object at p.pos. Objects whose
+// keys already come in order (what canonical writers, dss-sync's own
+// exports among them, produce) are copied through as they are read; at the
+// first key out of order, the members read so far are taken from out and
+// the rest read into members, then all sorted. Nothing is read twice, so
+// the cost stays linear however the input nests.
+func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
+	outStart := len(out)
 	p.pos++ // '{'
-	var members []member
+	out = append(out, '{')
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
 		p.pos++
-		return nil, nil
+		return append(out, '}'), nil
 	}
-	for {
+	type span struct {
+		key      []byte
+		from, to int // the value in out
+	}
+	var spanBuf [16]span
+	spans := spanBuf[:0]
+	for i := 0; ; i++ {
 		p.skipSpace()
 		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
 			return nil, p.errorf("object key must be a string")
 		}
-		k, err := p.str()
+		k, err := p.strBytes()
 		if err != nil {
 			return nil, err
 		}
+		if i > 0 {
+			if c := bytes.Compare(spans[i-1].key, k); c > 0 {
+				members := make([]member, len(spans), len(spans)+8)
+				for j, sp := range spans {
+					members[j] = member{key: string(sp.key), val: bytes.Clone(out[sp.from:sp.to])}
+				}
+				members, err := p.moreMembers(members, string(k), depth)
+				if err != nil {
+					return nil, err
+				}
+				return appendMembers(out[:outStart], members), nil
+			} else if c == 0 {
+				return nil, fmt.Errorf("json: duplicate object key %q", k)
+			}
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, k)
 		p.skipSpace()
 		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
 			return nil, p.errorf("missing ':' after object key")
 		}
 		p.pos++
+		out = append(out, ':')
 		p.skipSpace()
-		v, err := p.value(nil, depth+1)
-		if err != nil {
+		from := len(out)
+		if out, err = p.value(out, depth+1); err != nil {
 			return nil, err
 		}
-		members = append(members, member{k, v})
+		spans = append(spans, span{k, from, len(out)})
 		p.skipSpace()
 		if p.pos >= len(p.src) {
 			return nil, p.errorf("unterminated object")
@@ -157,9 +217,88 @@ func (p *canonParser) members(depth int) ([]member, error) {
 		}
 		if p.src[p.pos] == '}' {
 			p.pos++
-			break
+			return append(out, '}'), nil
 		}
 		return nil, p.errorf("expected ',' or '}' in object")
+	}
+}
+
+func appendMembers(out []byte, members []member) []byte {
+	out = append(out, '{')
+	for i, m := range members {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, m.key)
+		out = append(out, ':')
+		out = append(out, m.val...)
+	}
+	return append(out, '}')
+}
+
+// members reads an object at p.pos: its members sorted by key, each value
+// canonical; a duplicate key is an error.
+func (p *canonParser) members(depth int) ([]member, error) {
+	p.pos++ // '{'
+	p.skipSpace()
+	if p.pos < len(p.src) && p.src[p.pos] == '}' {
+		p.pos++
+		return nil, nil
+	}
+	if p.pos >= len(p.src) || p.src[p.pos] != '"' {
+		return nil, p.errorf("object key must be a string")
+	}
+	k, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	return p.moreMembers(nil, k, depth)
+}
+
+// moreMembers reads the rest of an object, from just after the key k of
+// its next member, onto members; then sorts them all and refuses duplicate
+// keys. The values read are slices of one buffer.
+func (p *canonParser) moreMembers(members []member, k string, depth int) ([]member, error) {
+	first := len(members)
+	var ends []int
+	var buf []byte
+	for {
+		p.skipSpace()
+		if p.pos >= len(p.src) || p.src[p.pos] != ':' {
+			return nil, p.errorf("missing ':' after object key")
+		}
+		p.pos++
+		p.skipSpace()
+		var err error
+		if buf, err = p.value(buf, depth+1); err != nil {
+			return nil, err
+		}
+		members = append(members, member{key: k})
+		ends = append(ends, len(buf))
+		p.skipSpace()
+		if p.pos >= len(p.src) {
+			return nil, p.errorf("unterminated object")
+		}
+		if p.src[p.pos] == '}' {
+			p.pos++
+			break
+		}
+		if p.src[p.pos] != ',' {
+			return nil, p.errorf("expected ',' or '}' in object")
+		}
+		p.pos++
+		p.skipSpace()
+		if p.pos >= len(p.src) || p.src[p.pos] != '"' {
+			return nil, p.errorf("object key must be a string")
+		}
+		if k, err = p.str(); err != nil {
+			return nil, err
+		}
+	}
+	from := 0
+	for i, end := range ends {
+		members[first+i].val = buf[from:end:end]
+		from = end
 	}
 	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
 	for i := 1; i < len(members); i++ {
@@ -205,6 +344,13 @@ func (p *canonParser) array(out []byte, depth int) ([]byte, error) {
 
 // str reads a JSON string at p.pos and returns its decoded content.
 func (p *canonParser) str() (string, error) {
+	b, err := p.strBytes()
+	return string(b), err
+}
+
+// strBytes reads a JSON string at p.pos and returns its decoded content:
+// a slice of the input when it holds no escapes (do not modify it).
+func (p *canonParser) strBytes() ([]byte, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	// Fast path: no escapes.
@@ -213,16 +359,16 @@ func (p *canonParser) str() (string, error) {
 		if c == '"' {
 			s := p.src[start:p.pos]
 			if !utf8.Valid(s) {
-				return "", p.errorf("invalid UTF-8 in string")
+				return nil, p.errorf("invalid UTF-8 in string")
 			}
 			p.pos++
-			return string(s), nil
+			return s, nil
 		}
 		if c == '\\' {
 			break
 		}
 		if c < 0x20 {
-			return "", p.errorf("control character in string")
+			return nil, p.errorf("control character in string")
 		}
 		p.pos++
 	}
@@ -233,11 +379,11 @@ func (p *canonParser) str() (string, error) {
 		case c == '"':
 			p.pos++
 			if !utf8.Valid(buf) {
-				return "", p.errorf("invalid UTF-8 in string")
+				return nil, p.errorf("invalid UTF-8 in string")
 			}
-			return string(buf), nil
+			return buf, nil
 		case c < 0x20:
-			return "", p.errorf("control character in string")
+			return nil, p.errorf("control character in string")
 		case c != '\\':
 			buf = append(buf, c)
 			p.pos++
@@ -265,28 +411,28 @@ func (p *canonParser) str() (string, error) {
 		case 'u':
 			r, err := p.hex4()
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			if utf16.IsSurrogate(r) {
 				if r >= 0xDC00 || p.pos+1 >= len(p.src) || p.src[p.pos] != '\\' || p.src[p.pos+1] != 'u' {
-					return "", p.errorf("lone surrogate in string")
+					return nil, p.errorf("lone surrogate in string")
 				}
 				p.pos += 2
 				r2, err := p.hex4()
 				if err != nil {
-					return "", err
+					return nil, err
 				}
 				r = utf16.DecodeRune(r, r2)
 				if r == utf8.RuneError {
-					return "", p.errorf("invalid surrogate pair in string")
+					return nil, p.errorf("invalid surrogate pair in string")
 				}
 			}
 			buf = utf8.AppendRune(buf, r)
 		default:
-			return "", p.errorf("invalid escape \\%c", e)
+			return nil, p.errorf("invalid escape \\%c", e)
 		}
 	}
-	return "", p.errorf("unterminated string")
+	return nil, p.errorf("unterminated string")
 }
 
 func (p *canonParser) hex4() (rune, error) {
@@ -357,7 +503,7 @@ func AppendNumber(out []byte, f float64) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string with minimal escaping.
-func appendJSONString(out []byte, s string) []byte {
+func appendJSONString[S ~string | ~[]byte](out []byte, s S) []byte {
 	out = append(out, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {

@@ -334,3 +334,40 @@ func BenchmarkAppendJSON(b *testing.B) {
 		buf = e.AppendJSON(buf[:0])
 	}
 }
+
+// TestMembers: Members then AppendObject is Canonicalize, for objects; what
+// Canonicalize refuses, Members refuses too, and it refuses non-objects.
+func TestMembers(t *testing.T) {
+	for _, in := range []string{`{}`, ` {"b":[1.50,{"z":1,"a":2}],"a":"\u00e9","":null} `, `{"x":{"y":{"z":{}}}}`} {
+		ms, err := events.Members([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		want, _ := events.Canonicalize([]byte(in))
+		if got := events.AppendObject(nil, ms); !bytes.Equal(got, want) {
+			t.Fatalf("%s: got %s, want %s", in, got, want)
+		}
+	}
+	for _, in := range []string{`[]`, `"a"`, `null`, `{"a":1,"a":2}`, `{"a":1} x`, `{"a":"\xff"}`, `{`, strings.Repeat(`{"a":`, 70) + `1` + strings.Repeat(`}`, 70)} {
+		if _, err := events.Members([]byte(in)); err == nil {
+			t.Fatalf("%q: accepted", in)
+		}
+	}
+}
+
+// TestCanonicalizeNestedDisorder: objects out of order at every level of a
+// deep nesting canonicalize to sorted ones. Each level falls back to
+// sorting; were a fallback to read its members again, this input would
+// take 2^60 steps, not a few thousand.
+func TestCanonicalizeNestedDisorder(t *testing.T) {
+	const depth = 60
+	in, want := `0`, `0`
+	for i := 0; i < depth; i++ {
+		in = `{"b":` + in + `,"a":1}`
+		want = `{"a":1,"b":` + want + `}`
+	}
+	got, err := events.Canonicalize([]byte(in))
+	if err != nil || string(got) != want {
+		t.Fatalf("got %s (%v)", got, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand"
+	"reflect"
 	"testing"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -57,7 +58,8 @@ func FuzzParseJSON(f *testing.F) {
 // FuzzCanonicalize checks that canonical JSON is valid JSON, idempotent, and
 // agrees with encoding/json about validity wherever encoding/json is strict.
 func FuzzCanonicalize(f *testing.F) {
-	for _, s := range []string{`{"b":1,"a":[1.0,2e3]}`, `"\ud83d\ude00"`, `[null,true,false,-0.0]`, `{"a":{"a":{}}}`, `1e21`} {
+	for _, s := range []string{`{"b":1,"a":[1.0,2e3]}`, `"\ud83d\ude00"`, `[null,true,false,-0.0]`, `{"a":{"a":{}}}`, `1e21`,
+		`{"a":{"d":1,"c":{"f":2,"e":3}},"b":[{"y":1,"x":2}],"\u0061b":0}`, `{"a":1,"b":2,"c":{"z":1,"y":[]},"a":3}`, `{"\n":1,"\t":{}}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -74,6 +76,11 @@ func FuzzCanonicalize(f *testing.F) {
 		again, err := events.Canonicalize(c)
 		if err != nil || !bytes.Equal(again, c) {
 			t.Fatalf("not idempotent: %q -> %q (%v)", c, again, err)
+		}
+		// The same value: what encoding/json reads from both is equal.
+		var in, out any
+		if json.Unmarshal(b, &in) != nil || json.Unmarshal(c, &out) != nil || !reflect.DeepEqual(in, out) {
+			t.Fatalf("canonical form is another value: %q -> %q", b, c)
 		}
 	})
 }

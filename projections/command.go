@@ -74,7 +74,14 @@ func parseData(kind string, data json.RawMessage) (map[string]json.RawMessage, e
 	if err := json.Unmarshal(canon, &raw); err != nil || raw == nil {
 		return nil, invalid("data must be a JSON object")
 	}
-	fields := map[string]json.RawMessage{}
+	return checkFields(kind, raw)
+}
+
+// checkFields checks the canonical values of a put's data, member by
+// member, and returns the fields it writes (read-only ones and nulls
+// dropped).
+func checkFields(kind string, raw map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	fields := make(map[string]json.RawMessage, len(raw))
 	for k, v := range raw {
 		switch {
 		case readOnlyFields[k]:

@@ -57,6 +57,17 @@ func ParseItemData(kind string, data json.RawMessage) (map[string]json.RawMessag
 	return parseData(kind, data)
 }
 
+// CheckItemFields is ParseItemData for fields already apart and each
+// canonical (events.Canonicalize, events.Members): what an importer that
+// took a document apart itself calls, without serializing it again. fields
+// is not modified.
+func CheckItemFields(kind string, fields map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	if kind != events.KindToken && kind != events.KindComponent {
+		return nil, invalid("kind must be token or component, not %q", kind)
+	}
+	return checkFields(kind, fields)
+}
+
 // CheckItemPath checks an item's path as a put's would be.
 func CheckItemPath(kind, path string) error {
 	if err := checkPath(kind, path); err != nil {

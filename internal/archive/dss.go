@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -295,33 +296,47 @@ func splitIdentity(raw json.RawMessage) (ext json.RawMessage, id, rev string, er
 	if raw == nil {
 		return nil, "", "", nil
 	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	ms, err := events.Members(raw)
+	if err != nil {
 		return nil, "", "", fmt.Errorf("$extensions: %w", err)
 	}
-	if ident, ok := m[ExtensionKey]; ok {
-		var x struct {
-			ID  string `json:"id"`
-			Rev string `json:"rev"`
+	for i, m := range ms {
+		if m.Key != ExtensionKey {
+			continue
 		}
-		if err := json.Unmarshal(ident, &x); err != nil {
-			return nil, "", "", fmt.Errorf("$extensions[%q]: %w", ExtensionKey, err)
-		}
-		if err := checkIdentity(x.ID, x.Rev); err != nil {
+		if id, rev, err = identity(m.Value); err != nil {
 			return nil, "", "", err
 		}
-		id, rev = x.ID, x.Rev
-		delete(m, ExtensionKey)
+		ms = append(ms[:i], ms[i+1:]...)
+		break
 	}
-	if len(m) == 0 {
+	if len(ms) == 0 {
 		return nil, id, rev, nil
 	}
-	b, err := json.Marshal(m)
+	return events.AppendObject(nil, ms), id, rev, nil
+}
+
+// identity reads {"id", "rev", ...} (canonical JSON), and checks them.
+func identity(raw json.RawMessage) (id, rev string, err error) {
+	ms, err := events.Members(raw)
 	if err != nil {
-		return nil, "", "", err
+		return "", "", fmt.Errorf("$extensions[%q]: %w", ExtensionKey, err)
 	}
-	ext, err = events.Canonicalize(b)
-	return ext, id, rev, err
+	for _, m := range ms {
+		if m.Key != "id" && m.Key != "rev" {
+			continue
+		}
+		s, err := strconv.Unquote(string(m.Value)) // canonical strings are Go-quoted strings
+		if err != nil || m.Value[0] != '"' {
+			return "", "", fmt.Errorf("$extensions[%q].%s must be a string", ExtensionKey, m.Key)
+		}
+		if m.Key == "id" {
+			id = s
+		} else {
+			rev = s
+		}
+	}
+	return id, rev, checkIdentity(id, rev)
 }
 
 // checkIdentity checks an item's id and rev, when present.
@@ -342,11 +357,19 @@ func checkIdentity(id, rev string) error {
 // tokenItem turns a parsed DTCG token into an import item.
 func tokenItem(t dtcg.Token) (*projections.Item, error) {
 	path := strings.TrimSuffix(t.Path, "."+dtcg.RootSegment)
+	if err := projections.CheckItemPath(events.KindToken, path); err != nil {
+		return nil, err
+	}
 	ext, id, rev, err := splitIdentity(t.Extensions)
 	if err != nil {
 		return nil, err
 	}
-	data := map[string]json.RawMessage{"$value": t.Value}
+	value, err := events.Canonicalize(t.Value)
+	if err != nil {
+		return nil, fmt.Errorf("$value: %w", err)
+	}
+	data := make(map[string]json.RawMessage, 5)
+	data["$value"] = value
 	if t.Type != "" {
 		data["$type"] = events.JSONString(t.Type)
 	}
@@ -354,17 +377,15 @@ func tokenItem(t dtcg.Token) (*projections.Item, error) {
 		data["$description"] = events.JSONString(*t.Description)
 	}
 	if t.Deprecated != nil {
-		data["$deprecated"] = t.Deprecated
+		if data["$deprecated"], err = events.Canonicalize(t.Deprecated); err != nil {
+			return nil, fmt.Errorf("$deprecated: %w", err)
+		}
 	}
 	if ext != nil {
 		data["$extensions"] = ext
 	}
-	raw, _ := json.Marshal(data)
-	fields, err := projections.ParseItemData(events.KindToken, raw)
+	fields, err := projections.CheckItemFields(events.KindToken, data)
 	if err != nil {
-		return nil, err
-	}
-	if err := projections.CheckItemPath(events.KindToken, path); err != nil {
 		return nil, err
 	}
 	return &projections.Item{Kind: events.KindToken, Path: path, ID: id, Rev: rev, Fields: fields}, nil
@@ -372,26 +393,30 @@ func tokenItem(t dtcg.Token) (*projections.Item, error) {
 
 // componentItem turns one entry of components.json into an import item.
 func componentItem(name string, raw json.RawMessage) (*projections.Item, error) {
-	canon, err := events.Canonicalize(raw)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(canon, &m); err != nil {
-		return nil, fmt.Errorf("a component is an object")
-	}
-	ext := m["$extensions"]
-	delete(m, "$extensions")
-	_, id, rev, err := splitIdentity(ext)
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.Marshal(m)
-	fields, err := projections.ParseItemData(events.KindComponent, b)
-	if err != nil {
-		return nil, err
-	}
 	if err := projections.CheckItemPath(events.KindComponent, name); err != nil {
+		return nil, err
+	}
+	ms, err := events.Members(raw)
+	if err != nil {
+		return nil, fmt.Errorf("a component is an object: %w", err)
+	}
+	data := make(map[string]json.RawMessage, len(ms))
+	for _, m := range ms {
+		if m.Key == "$extensions" {
+			continue
+		}
+		data[m.Key] = m.Value
+	}
+	var id, rev string
+	for _, m := range ms {
+		if m.Key == "$extensions" {
+			if _, id, rev, err = splitIdentity(m.Value); err != nil {
+				return nil, err
+			}
+		}
+	}
+	fields, err := projections.CheckItemFields(events.KindComponent, data)
+	if err != nil {
 		return nil, err
 	}
 	return &projections.Item{Kind: events.KindComponent, Path: name, ID: id, Rev: rev, Fields: fields}, nil
