@@ -42,13 +42,13 @@ type ImportLimits struct {
 	MaxEvents     int         // default 10,000,000
 	// CacheBytes is roughly how much memory Check may keep the records it
 	// parsed in, so that Records replays them instead of reading and
-	// parsing the input again (default 32 MiB; negative: never). A larger
+	// parsing the input again (default 16 MiB; negative: never). A larger
 	// input is read again: memory stays bounded whatever its size.
 	CacheBytes int64
 }
 
 // DefaultImportLimits are the documented defaults.
-var DefaultImportLimits = ImportLimits{Zip: DefaultLimits, DTCG: dtcg.DefaultLimits, MaxComponents: 100_000, MaxEvents: 10_000_000, CacheBytes: 32 << 20}
+var DefaultImportLimits = ImportLimits{Zip: DefaultLimits, DTCG: dtcg.DefaultLimits, MaxComponents: 100_000, MaxEvents: 10_000_000, CacheBytes: 16 << 20}
 
 func (l ImportLimits) withDefaults() ImportLimits {
 	if l.MaxComponents <= 0 {
@@ -363,7 +363,7 @@ func (in *Input) result(rep *Report) (*Report, *Input) {
 // refs holds, while checking, the token paths of the input and what each
 // alias names.
 type refs struct {
-	paths map[string]bool
+	paths pathSet
 	names map[string][]string // token path -> paths it references
 	comps map[string][]string // component -> token paths
 }
@@ -371,23 +371,16 @@ type refs struct {
 // checkTokens runs the structure stage over a DTCG document.
 func (in *Input) checkTokens(rep *Report, r io.Reader, complete bool) {
 	st := rep.Stage(StageStructure)
-	ids := map[string]string{}
-	in.refs = &refs{paths: map[string]bool{}, names: map[string][]string{}, comps: map[string][]string{}}
+	in.refs = &refs{names: map[string][]string{}, comps: map[string][]string{}}
 	err := dtcg.ParseDocument(r, in.lim.DTCG, func(t dtcg.Token) error {
 		it, err := tokenItem(t)
 		if err != nil {
 			st.errorf("token %s: %s", t.Path, events.ErrorMessage(err))
 			return nil
 		}
-		if in.refs.paths[it.Path] {
-			st.errorf("token %s appears twice (as a group's $root and a token?)", it.Path)
-		}
-		in.refs.paths[it.Path] = true
+		i := in.refs.paths.add(it.Path)
 		if it.ID != "" {
-			if other, dup := ids[it.ID]; dup {
-				st.errorf("tokens %s and %s carry the same id %s", other, it.Path, it.ID)
-			}
-			ids[it.ID] = it.Path
+			in.refs.paths.addID(i, it.ID)
 		}
 		if rs, err := dtcg.References(it.Fields["$value"]); err == nil && len(rs) > 0 {
 			for i := range rs {
@@ -550,10 +543,18 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 // in a partial one (a filtered export, a DTCG file), names outside it are
 // warnings: they must exist where the input is imported.
 func (in *Input) checkReferences(rep *Report, complete bool) {
-	st := rep.Stage(StageReferential)
 	if in.refs == nil {
 		return
 	}
+	sst := rep.Stage(StageStructure)
+	dupPaths, dupIDs := in.refs.paths.seal()
+	for _, p := range dupPaths {
+		sst.errorf("token %s appears twice (as a group's $root and a token?)", p)
+	}
+	for _, d := range dupIDs {
+		sst.errorf("tokens %s and %s carry the same id %s", d[1], d[2], d[0])
+	}
+	st := rep.Stage(StageReferential)
 	missing := func(what, name, target string) {
 		if complete {
 			st.errorf("%s %s names token %s, which the archive does not hold", what, name, target)
@@ -563,14 +564,14 @@ func (in *Input) checkReferences(rep *Report, complete bool) {
 	}
 	for _, p := range sortedKeys(in.refs.names) {
 		for _, t := range in.refs.names[p] {
-			if !in.refs.paths[t] {
+			if !in.refs.paths.has(t) {
 				missing("token", p, t)
 			}
 		}
 	}
 	for _, c := range sortedKeys(in.refs.comps) {
 		for _, t := range in.refs.comps[c] {
-			if !in.refs.paths[t] {
+			if !in.refs.paths.has(t) {
 				missing("component", c, t)
 			}
 		}
@@ -786,7 +787,7 @@ func (in *Input) checkV0(rep *Report, manifest []byte) (*Report, *Input) {
 	}
 	in.Project = ManifestProject{ID: m.Project, Name: m.Name}
 	h := sha256.New()
-	in.refs = &refs{paths: map[string]bool{}, names: map[string][]string{}, comps: map[string][]string{}}
+	in.refs = &refs{names: map[string][]string{}, comps: map[string][]string{}}
 	sst := rep.Stage(StageStructure)
 	err := in.eachV0(h, func(it *projections.Item, err error) error {
 		if err != nil {
@@ -795,7 +796,7 @@ func (in *Input) checkV0(rep *Report, manifest []byte) (*Report, *Input) {
 		}
 		if it.Kind == events.KindToken {
 			in.Counts.Tokens++
-			in.refs.paths[it.Path] = true
+			in.refs.paths.add(it.Path)
 			if rs, err := dtcg.References(it.Fields["$value"]); err == nil && len(rs) > 0 {
 				in.refs.names[it.Path], in.aliases[it.Path] = rs, true
 			}

@@ -318,6 +318,20 @@ func TestFormatZeroMigrates(t *testing.T) {
 	}
 }
 
+// TestFormatZeroDuplicatePath: a format-0 list naming one path twice is
+// refused (the DTCG layout cannot, its keys being unique).
+func TestFormatZeroDuplicatePath(t *testing.T) {
+	tokens := `{"tokens":[{"path":"a.b","type":"number","value":1},{"path":"a.c","type":"number","value":2},{"path":"a.b","type":"number","value":3}]}`
+	comps := `{"components":[]}`
+	b := zipOf(archive.ManifestName, `{"project":"legacy","name":"Legacy","exportedAt":"2024-01-01T00:00:00Z","exportHash":"`+sha256Hex(tokens+comps)+`"}`,
+		archive.TokensName, tokens, archive.ComponentsName, comps)
+	rep, in := check(t, b)
+	st := rep.Stage(archive.StageStructure)
+	if rep.Valid || in != nil || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "a.b appears twice") {
+		t.Fatalf("%+v", st)
+	}
+}
+
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
