@@ -95,7 +95,7 @@ func jobSubject(site, id string) string { return "dss." + site + ".job." + id }
 
 // NewJobs returns a runner; Run starts it.
 func NewJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
-	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(1024))
+	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(2*chunkWindow))
 	if err != nil {
 		return nil, err
 	}
@@ -167,39 +167,56 @@ func (r *Jobs) Submit(ctx context.Context, j *Job, produce Producer) error {
 	return nil
 }
 
+// chunkWindow is how many chunks a job has in flight to JetStream at most:
+// enough to keep the server busy, few enough that memory does not grow
+// with the size of the import.
+const chunkWindow = 8
+
 // publish publishes the job's chunks from index from on, and counts them.
+// Every chunk's acknowledgement is checked: a chunk the stream refused
+// fails the submission, never leaves a job with a hole.
 func (r *Jobs) publish(ctx context.Context, j *Job, produce Producer, from int) error {
+	var inflight []natsjs.PubAckFuture
+	var indexes []int
+	settle := func(keep int) error {
+		for len(inflight) > keep {
+			select {
+			case <-inflight[0].Ok():
+			case err := <-inflight[0].Err():
+				return fmt.Errorf("chunk %d: %w", indexes[0], err)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			inflight, indexes = inflight[1:], indexes[1:]
+		}
+		return nil
+	}
 	k := 0
 	err := produce(func(chunk []byte) error {
 		defer func() { k++ }()
 		if k < from {
 			return nil
 		}
+		if err := settle(chunkWindow - 1); err != nil {
+			return err
+		}
 		msg := &nats.Msg{Subject: jobSubject(r.cfg.Site, j.ID), Data: chunk, Header: nats.Header{}}
 		msg.Header.Set("Dss-Chunk", strconv.Itoa(k))
 		// No Nats-Msg-Id: a republished chunk must not be dropped as a
 		// duplicate of one the stream lost; the runner skips chunks it has
 		// applied by their index instead.
-		for {
-			_, err := r.js.PublishMsgAsync(msg)
-			if errors.Is(err, natsjs.ErrTooManyStalledMsgs) {
-				select {
-				case <-r.js.PublishAsyncComplete():
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				continue
-			}
+		f, err := r.js.PublishMsgAsync(msg)
+		if err != nil {
 			return err
 		}
+		inflight, indexes = append(inflight, f), append(indexes, k)
+		return nil
 	})
+	if err == nil {
+		err = settle(0)
+	}
 	if err != nil {
 		return fmt.Errorf("publish job %s: %w", j.ID, err)
-	}
-	select {
-	case <-r.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	if from == 0 {
 		j.Chunks = k
@@ -335,7 +352,9 @@ func (r *Jobs) process(ctx context.Context, j *Job, l *slog.Logger) error {
 	var held []natsjs.Msg
 	var chunks [][]byte
 	for j.Done < j.Chunks {
-		batch, err := cons.Fetch(min(256, j.Chunks-j.Done-len(held)), natsjs.FetchMaxWait(5*time.Second))
+		// A few chunks at a time: each is up to 2,000 records, and what is
+		// fetched waits in memory.
+		batch, err := cons.Fetch(min(4, j.Chunks-j.Done-len(held)), natsjs.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return err
 		}

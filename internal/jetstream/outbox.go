@@ -26,9 +26,10 @@ import (
 // The stream's sequence equals the site's local commit number: the outbox
 // publishes commit n with Nats-Expected-Last-Sequence n-1, so a message is
 // stored once, in order, or refused.
-const (
-	HeaderCommit = "Dss-Commit"
-)
+const HeaderCommit = "Dss-Commit"
+
+// DuplicateWindow is how long a site's stream remembers message ids.
+const DuplicateWindow = 5 * time.Second
 
 // StreamName returns the name of a site's event stream.
 func StreamName(site string) string { return "DSS-" + site }
@@ -75,8 +76,12 @@ func EnsureStream(ctx context.Context, js natsjs.JetStream, site string) (natsjs
 		Subjects:    StreamSubjects(site),
 		Storage:     natsjs.FileStorage,
 		Retention:   natsjs.LimitsPolicy,
-		Duplicates:  2 * time.Minute,
-		MaxMsgSize:  4 << 20,
+		// The server keeps every Nats-Msg-Id of the window in memory: two
+		// minutes of a million-token import would be a million of them.
+		// Exactly-once does not rest on it (the expected last sequence
+		// does), so the window only has to cover a publisher's retries.
+		Duplicates: DuplicateWindow,
+		MaxMsgSize: 4 << 20,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", StreamName(site), err)
