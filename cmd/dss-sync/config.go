@@ -32,6 +32,7 @@ type Config struct {
 	LogFormat   string
 	MaxBody     int64
 	CacheMiB    int64
+	MemoryMiB   int64
 	SkewTol     time.Duration
 	ImportBytes int64
 	ImportToks  int
@@ -149,13 +150,22 @@ var settings = []setting{
 			c.LogFormat = v
 			return nil
 		}},
-	{name: "cache-size", def: "256", usage: "Pebble block cache, in MiB",
+	{name: "cache-size", def: "256", usage: "memory for the store, in MiB: the Pebble block cache; memtables get a quarter of it (two may be live) and the value caches an eighth",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 8 || n > 1<<20 {
 				return errors.New("must be a size in MiB of at least 8")
 			}
 			c.CacheMiB = n
+			return nil
+		}},
+	{name: "memory-limit", def: "0", usage: "memory the whole process should stay within, in MiB (0: no limit): the Go heap is held to it less the store's memory (cache-size and memtables), collecting garbage more often as it nears",
+		set: func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || n > 1<<30 {
+				return errors.New("must be a size in MiB, or 0")
+			}
+			c.MemoryMiB = n
 			return nil
 		}},
 	{name: "max-body", def: "8388608", usage: "largest JSON request body, in bytes",
@@ -254,6 +264,10 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return nil, errors.New("invalid --tls-cert/--tls-key: give both or neither")
 	}
+	if c.MemoryMiB > 0 && c.heapLimitMiB() < 64 {
+		return nil, fmt.Errorf("invalid --memory-limit %d: the store alone takes about %d MiB with --cache-size %d, and the heap needs 64 more: raise the limit or lower the cache",
+			c.MemoryMiB, c.storeMiB(), c.CacheMiB)
+	}
 	return c, nil
 }
 
@@ -337,3 +351,13 @@ func flagHelp(fs *flag.FlagSet) string {
 type usageError struct{ error }
 
 func (u usageError) Unwrap() error { return u.error }
+
+// memtableMiB is the size of one Pebble memtable for the configured cache.
+func (c *Config) memtableMiB() int64 { return max(4, c.CacheMiB/4) }
+
+// storeMiB is the store's memory outside the Go heap: the block cache and
+// two memtables.
+func (c *Config) storeMiB() int64 { return c.CacheMiB + 2*c.memtableMiB() }
+
+// heapLimitMiB is the Go heap's share of --memory-limit.
+func (c *Config) heapLimitMiB() int64 { return c.MemoryMiB - c.storeMiB() }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	c := &m.Config
+	if c.MemoryMiB > 0 {
+		debug.SetMemoryLimit(c.heapLimitMiB() << 20)
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -86,7 +90,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Logger = m.Logger.With("site", c.Site)
 
-	if m.Store, err = pebble.Open(m.dataPath("pebble"), pebble.Options{Logger: m.Logger, CacheSize: c.CacheMiB << 20}); err != nil {
+	if m.Store, err = pebble.Open(m.dataPath("pebble"), pebble.Options{Logger: m.Logger,
+		CacheSize: c.CacheMiB << 20, MemTableSize: uint64(c.memtableMiB()) << 20, ValueCacheBytes: int(max(1, c.CacheMiB/8)) << 20}); err != nil {
 		return err
 	}
 	offset := c.ClockOffset

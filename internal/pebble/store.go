@@ -72,8 +72,14 @@ type Options struct {
 	// path's point reads (dedup, claims, entities) miss the cache when it is
 	// much smaller than the recently written data, and then read from disk.
 	CacheSize int64
-	// MemTableSize is Pebble's memtable size in bytes. Default 64 MiB.
+	// MemTableSize is Pebble's memtable size in bytes. Default 64 MiB. Up
+	// to two memtables are in memory (outside the Go heap) at once.
 	MemTableSize uint64
+	// ValueCacheBytes bounds the store's cache of projection values read
+	// and written by transactions (default 32 MiB); the cache of event
+	// lamports gets a quarter of it. Each cache keeps two generations, so
+	// it may hold up to twice its bound.
+	ValueCacheBytes int
 	// NoSync skips fsync. For benchmarks of the raw path only: with it,
 	// a crash loses acknowledged writes.
 	NoSync bool
@@ -88,6 +94,9 @@ var (
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.ValueCacheBytes <= 0 {
+		opts.ValueCacheBytes = 32 << 20
 	}
 	if opts.MemTableSize == 0 {
 		opts.MemTableSize = 64 << 20
@@ -118,8 +127,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s := &Store{db: db, logger: opts.Logger, noSync: opts.NoSync, projects: map[string]*projectState{}, notify: make(chan struct{}),
-		values:   newGenCache(32<<20, func(k string, v []byte) int { return len(k) + len(v) + 64 }),
-		lamports: newGenCache(8<<20, func(k eventKey, _ uint64) int { return 64 + len(k.project) }),
+		values:   newGenCache(opts.ValueCacheBytes, func(k string, v []byte) int { return len(k) + len(v) + 64 }),
+		lamports: newGenCache(opts.ValueCacheBytes/4, func(k eventKey, _ uint64) int { return 64 + len(k.project) }),
 	}
 	// Everything on disk at open is as durable as it will get.
 	last, err := s.lastCommit()
