@@ -9,17 +9,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,9 +32,12 @@ import (
 	cpebble "github.com/cockroachdb/pebble/v2"
 	"github.com/dss-sync/dss-sync/api"
 	"github.com/dss-sync/dss-sync/events"
+	"github.com/dss-sync/dss-sync/internal/jetstream"
 	"github.com/dss-sync/dss-sync/internal/keys"
 	"github.com/dss-sync/dss-sync/internal/pebble"
 	"github.com/dss-sync/dss-sync/projections"
+	"github.com/dss-sync/dss-sync/projections/dtcg"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 )
 
@@ -494,4 +500,250 @@ func BenchmarkLateArrival(b *testing.B) {
 		per := time.Since(t0) / rounds
 		b.ReportMetric(float64(per.Microseconds()), fmt.Sprintf("us/late-event@%d", n))
 	}
+}
+
+// benchMain starts a site in-process (real HTTP, embedded JetStream).
+func benchMain(b *testing.B, dir, site string) (*Main, string) {
+	b.Helper()
+	cfg, err := loadConfig([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--site", site}, env(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &Main{Config: *cfg, Logger: quiet}
+	if err := m.Open(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close(context.Background()) })
+	key, _ := os.ReadFile(filepath.Join(dir, "admin.key"))
+	return m, strings.TrimSpace(string(key))
+}
+
+// benchSeed creates project "design" with n tokens (10% aliases) and 50
+// components on a running site.
+func benchSeed(b *testing.B, m *Main, n int) {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := m.Site.CreateProject(ctx, "design", "Design", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	cs := tokenChanges(n, "t")
+	for i := 0; i < n/10; i++ {
+		cs[i*10+9].Data = json.RawMessage(fmt.Sprintf(`{"$value":"{%s}"}`, cs[i*10].Path))
+	}
+	for i := 0; i < 50; i++ {
+		cs = append(cs, projections.Change{Kind: "component", Path: fmt.Sprintf("C%02d", i),
+			Data: json.RawMessage(fmt.Sprintf(`{"description":"component %d","tokens":[%q]}`, i, cs[i].Path))})
+	}
+	if _, err := m.Site.Apply(ctx, "design", "bench", cs); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// clientErrorDetail adds the site's problem document to a refusal, so a
+// failing benchmark says which check refused.
+func clientErrorDetail(err error) error {
+	var ce *api.ClientError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w: %s", err, ce.Body)
+	}
+	return err
+}
+
+func median(d []time.Duration) time.Duration { return percentile(d, 0.5) }
+
+// BenchmarkArchives10k: export of a 10,000-token project (a signed archive
+// with history, and a DTCG file), its dry-run analysis on another site, and
+// its import there through JetStream (spool, checks, job chunks published
+// and consumed, folded), each over HTTP. Beside them, the raw JetStream
+// ceiling: publish and consume-ack of the same number of messages.
+func BenchmarkArchives10k(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	src, keySrc := benchMain(b, b.TempDir(), "paris")
+	benchSeed(b, src, n)
+	c := api.NewClient(src.HTTPURL(), keySrc)
+	var archiveBytes []byte
+	var exp, expDTCG []time.Duration
+	for i := 0; i < 5; i++ {
+		var buf bytes.Buffer
+		t0 := time.Now()
+		if err := c.Download(ctx, "/v1/projects/design/export", url.Values{"format": {"dss"}}, &buf, nil); err != nil {
+			b.Fatal(err)
+		}
+		exp = append(exp, time.Since(t0))
+		archiveBytes = bytes.Clone(buf.Bytes())
+		buf.Reset()
+		t0 = time.Now()
+		if err := c.Download(ctx, "/v1/projects/design/export", url.Values{"format": {"dtcg"}}, &buf, nil); err != nil {
+			b.Fatal(err)
+		}
+		expDTCG = append(expDTCG, time.Since(t0))
+	}
+	var dry, imp []time.Duration
+	for i := 0; i < 3; i++ {
+		dst, keyDst := benchMain(b, b.TempDir(), "lyon")
+		dc := api.NewClient(dst.HTTPURL(), keyDst)
+		t0 := time.Now()
+		res, err := dc.Do(ctx, "POST", "/v1/projects/design/import", url.Values{"dry_run": {"true"}}, "application/zip", bytes.NewReader(archiveBytes))
+		if err != nil {
+			b.Fatal(clientErrorDetail(err))
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		dry = append(dry, time.Since(t0))
+		t0 = time.Now()
+		res, err = dc.Do(ctx, "POST", "/v1/projects/design/import", nil, "application/zip", bytes.NewReader(archiveBytes))
+		if err != nil {
+			b.Fatalf("import: %v", clientErrorDetail(err))
+		}
+		var j api.Job
+		err = json.NewDecoder(res.Body).Decode(&j)
+		res.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.StatusCode == http.StatusAccepted { // a job carries it on: its end is the import's
+			done, err := dst.Jobs.Wait(ctx, j.ID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			j.State, j.Error = string(done.State), done.Error
+		}
+		imp = append(imp, time.Since(t0))
+		if j.State != "succeeded" {
+			b.Fatalf("import answered %d, job %s: %s", res.StatusCode, j.State, j.Error)
+		}
+		p, err := dst.Site.Project(ctx, "design")
+		if err != nil || p.Counts.Tokens != n {
+			b.Fatalf("after the import: %v, %+v", err, p)
+		}
+	}
+	raw := rawJetStream(b, n, 300)
+	b.ReportMetric(float64(median(exp).Microseconds())/1000, "export-ms")
+	b.ReportMetric(float64(median(expDTCG).Microseconds())/1000, "export-dtcg-ms")
+	b.ReportMetric(float64(median(dry).Microseconds())/1000, "dry-run-ms")
+	b.ReportMetric(float64(median(imp).Microseconds())/1000, "import-ms")
+	b.ReportMetric(float64(len(archiveBytes))/1024, "archive-KiB")
+	b.ReportMetric(float64(raw.Microseconds())/1000, "raw-js-10k-msgs-ms")
+}
+
+// rawJetStream is the ceiling of JetStream on this machine: n messages of
+// size bytes published asynchronously with Nats-Msg-Id into a file stream,
+// then consumed and acknowledged one by one by a pull consumer.
+func rawJetStream(b *testing.B, n, size int) time.Duration {
+	b.Helper()
+	ctx := context.Background()
+	srv, err := jetstream.StartServer(jetstream.ServerConfig{Name: "raw", Listen: "127.0.0.1:-1", StoreDir: b.TempDir(), Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	nc, err := jetstream.Connect(srv.URL(), "raw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.New(nc, natsjs.WithPublishAsyncMaxPending(4096))
+	st, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("x"), size)
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		if _, err := js.PublishAsync("raw.e", payload, natsjs.WithMsgID(strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	cons, _ := st.CreateConsumer(ctx, natsjs.ConsumerConfig{Durable: "raw", AckPolicy: natsjs.AckExplicitPolicy, MaxAckPending: 20_000})
+	for got := 0; got < n; {
+		batch, err := cons.Fetch(min(1000, n-got), natsjs.FetchMaxWait(5*time.Second))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			m.Ack()
+			got++
+		}
+	}
+	return time.Since(t0)
+}
+
+// BenchmarkImport1MJob: a DTCG file of 1,000,000 tokens imported as a job
+// into a site running as its own process (the real binary, --cache-size
+// 64), whose peak RSS (VmHWM) is read before it stops.
+func BenchmarkImport1MJob(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	file := filepath.Join(dir, "big.tokens.json")
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc := dtcg.NewEncoder(f) // tokens in path order, as the encoder streams groups
+	for i := 0; i < n && err == nil; i++ {
+		err = enc.Token(fmt.Sprintf("g%03d.t%07d", i/1000, i), []dtcg.Property{
+			{Name: "$type", Value: json.RawMessage(`"color"`)},
+			{Name: "$value", Value: json.RawMessage(fmt.Sprintf(`"#%06x"`, i&0xffffff))}})
+	}
+	if err == nil {
+		err = enc.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, _ := os.Stat(file)
+
+	bin := buildBinary(b)
+	data := filepath.Join(dir, "data")
+	p := startProc(b, bin, data, "big", "--cache-size", "32", "--memory-limit", "256")
+	base := p.http
+	key, _ := os.ReadFile(filepath.Join(data, "admin.key"))
+	c := api.NewClient(base, strings.TrimSpace(string(key)))
+	ctx := context.Background()
+	b.ResetTimer()
+	t0 := time.Now()
+	in, _ := os.Open(file)
+	res, err := c.Do(ctx, "POST", "/v1/projects/big/import", nil, "application/json", in)
+	in.Close()
+	if err != nil {
+		b.Fatalf("import: %v\n%s", clientErrorDetail(err), p.logs)
+	}
+	var j api.Job
+	json.NewDecoder(res.Body).Decode(&j)
+	res.Body.Close()
+	if res.StatusCode != 202 {
+		b.Fatalf("import answered %d, want 202 and a job", res.StatusCode)
+	}
+	done, err := c.WaitJob(ctx, j.ID, nil)
+	took := time.Since(t0)
+	b.StopTimer()
+	if err != nil || done.State != "succeeded" {
+		b.Fatalf("job %+v %v\n%s", done, err, p.logs)
+	}
+	hwm := vmHWM(p.cmd.Process.Pid)
+	b.ReportMetric(took.Seconds(), "import-1M-s")
+	b.ReportMetric(float64(n)/took.Seconds(), "tokens/s")
+	b.ReportMetric(float64(hwm)/(1<<20), "server-peak-rss-MiB")
+	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
+}
+
+// vmHWM returns a process's peak resident set size in bytes.
+func vmHWM(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -64,12 +64,13 @@ type proc struct {
 	logMutex sync.Mutex
 }
 
-// startProc starts `dss-sync serve` and waits for it to report its
+// startProc starts `dss-sync serve` (with more flags) and waits for it to report its
 // addresses in its log.
-func startProc(t testing.TB, bin, dir, site string) *proc {
+func startProc(t testing.TB, bin, dir, site string, flags ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:-1", "--site", site, "--log-format", "json")
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:-1", "--site", site, "--log-format", "json"}, flags...)...)
+	dieWithParent(cmd)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -101,6 +102,7 @@ func startProc(t testing.TB, bin, dir, site string) *proc {
 		}
 	}()
 	go func() { cmd.Wait(); close(p.exited) }()
+	t.Cleanup(p.kill) // whatever way the test ends, the site does not outlive it
 	select {
 	case <-ready:
 	case <-p.exited:
