@@ -525,6 +525,10 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		Error(w, r, events.Errorf(events.EMALFORMED, "type %q is not a DTCG type", q.Type))
 		return
 	}
+	if q.Format == "dss" && s.cfg.SigningKey == nil {
+		Error(w, r, events.Errorf(events.EUNAVAILABLE, "this site has no signing key: a .dss archive cannot be signed (a DTCG export needs none)"))
+		return
+	}
 	project := projectVar(r)
 	if _, err := s.cfg.Site.Project(r.Context(), project); err != nil {
 		Error(w, r, err)
@@ -537,10 +541,31 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.tokens.json"`, project))
 	}
-	if err := s.cfg.Archives.Export(r.Context(), project, q, w); err != nil {
+	sw := &startWriter{w: w}
+	if err := s.cfg.Archives.Export(r.Context(), project, q, sw); err != nil {
+		if !sw.started {
+			// Nothing is sent yet: the client gets a problem, not a cut stream.
+			w.Header().Del("Content-Disposition")
+			Error(w, r, err)
+			return
+		}
 		logger(r.Context()).Error("export failed midway", "err", err)
 		panic(http.ErrAbortHandler) // the headers are gone: cut the stream
 	}
+}
+
+// startWriter tells whether anything was written through it, that is
+// whether the status and headers of a streamed answer are already sent.
+type startWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startWriter) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		s.started = true
+	}
+	return s.w.Write(p)
 }
 
 func (s *Server) importProject(w http.ResponseWriter, r *http.Request) {
