@@ -132,8 +132,8 @@ func (s *Site) importTx(tx Tx, actor string, evs []*events.Event, items []Item, 
 		}
 		res.Receipt = rc
 	}
-	if len(items) == 0 && !opt.Replace {
-		return res, nil
+	if len(items) == 0 && !opt.Replace && (opt.CreateName == "" || projectExists(tx) == nil) {
+		return res, nil // nothing to fold, no project to create
 	}
 	if projectExists(tx) != nil {
 		if opt.CreateName == "" {

@@ -161,3 +161,38 @@ func TestImportJobSurvivesRestart(t *testing.T) {
 func importReq(project string, body *strings.Reader) api.ImportRequest {
 	return api.ImportRequest{Project: project, Actor: "test", Body: body, ContentType: "application/zip", Strategy: "merge"}
 }
+
+// TestImportEmpty: an empty DTCG document replaces a project with nothing
+// (every token and component deleted, the deletions in the log), merges as
+// a no-op into an existing project, and creates a new project empty.
+func TestImportEmpty(t *testing.T) {
+	dir := t.TempDir()
+	m := MustRunMain(t, dir, "paris")
+	key := adminKey(t, dir)
+	seed(t, m, key, 5)
+
+	var res struct{ State string }
+	if got := call(t, m.HTTPURL(), key, "POST", "/v1/projects/fresh/import", `{}`, &res); got != 200 || res.State != "succeeded" {
+		t.Fatalf("empty merge into a new project: %d %+v", got, res)
+	}
+	if got := call(t, m.HTTPURL(), key, "GET", "/v1/projects/fresh", "", nil); got != 200 {
+		t.Fatalf("the empty import created no project: %d", got)
+	}
+	if got := call(t, m.HTTPURL(), key, "POST", "/v1/projects/design/import", `{}`, &res); got != 200 || res.State != "succeeded" {
+		t.Fatalf("empty merge: %d %+v", got, res)
+	}
+	if tokenList(t, m, key, "design") == "[]" {
+		t.Fatal("an empty merge deleted tokens")
+	}
+	if got := call(t, m.HTTPURL(), key, "POST", "/v1/projects/design/import?strategy=replace", `{}`, &res); got != 200 || res.State != "succeeded" {
+		t.Fatalf("empty replace: %d %+v", got, res)
+	}
+	if got := tokenList(t, m, key, "design"); got != "[]" {
+		t.Fatalf("after an empty replace the project still holds %s", got)
+	}
+	var comps struct{ Components []json.RawMessage }
+	call(t, m.HTTPURL(), key, "GET", "/v1/projects/design/components", "", &comps)
+	if len(comps.Components) != 0 {
+		t.Fatalf("after an empty replace the project still holds components %s", comps.Components)
+	}
+}

@@ -261,20 +261,22 @@ func (a *archives) plan(ctx context.Context, rep *archive.Report, in *archive.In
 
 var errTooBig = fmt.Errorf("too big")
 
-// producer yields an input's records in chunks.
+// producer yields an input's records in chunks, at least one: an empty
+// input is one empty chunk, so that a replace with it still runs (and
+// deletes everything) and a merge still creates the project.
 func producer(in *archive.Input, opt archive.RecordOptions) jetstream.Producer {
 	return func(yield func([]byte) error) error {
 		var recs []archive.Record
-		size := 0
+		size, sent := 0, 0
 		flush := func() error {
-			if len(recs) == 0 {
+			if len(recs) == 0 && sent > 0 {
 				return nil
 			}
 			b, err := archive.EncodeRecords(recs)
 			if err != nil {
 				return err
 			}
-			recs, size = recs[:0], 0
+			recs, size, sent = recs[:0], 0, sent+1
 			return yield(b)
 		}
 		err := in.Records(context.Background(), opt, func(r archive.Record) error {
