@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,21 +99,39 @@ func tokenProps(t *projections.Token) ([]dtcg.Property, error) {
 }
 
 // withIdentity adds {id, rev, lamport} under ExtensionKey to an $extensions
-// object (nil: a new one).
+// object (nil: a new one), replacing what was there, and returns the object
+// canonical.
 func withIdentity(ext json.RawMessage, id, rev string, lamport uint64) (json.RawMessage, error) {
-	m := map[string]json.RawMessage{}
+	var ms []events.Member
 	if ext != nil {
-		if err := json.Unmarshal(ext, &m); err != nil {
+		var err error
+		if ms, err = events.Members(ext); err != nil {
 			return nil, err
 		}
 	}
-	ident, _ := json.Marshal(map[string]any{"id": id, "rev": rev, "lamport": lamport})
-	m[ExtensionKey] = ident
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
+	return events.AppendObject(nil, setMember(ms, ExtensionKey, identityJSON(id, rev, lamport))), nil
+}
+
+// identityJSON is the canonical {id, lamport, rev} object.
+func identityJSON(id, rev string, lamport uint64) json.RawMessage {
+	b := make([]byte, 0, 24+len(id)+len(rev))
+	b = append(b, `{"id":`...)
+	b = append(b, events.JSONString(id)...)
+	b = append(b, `,"lamport":`...)
+	b = strconv.AppendUint(b, lamport, 10)
+	b = append(b, `,"rev":`...)
+	b = append(b, events.JSONString(rev)...)
+	return append(b, '}')
+}
+
+// setMember sets key to v in members sorted by key, keeping them sorted.
+func setMember(ms []events.Member, key string, v json.RawMessage) []events.Member {
+	i := sort.Search(len(ms), func(i int) bool { return ms[i].Key >= key })
+	if i < len(ms) && ms[i].Key == key {
+		ms[i].Value = v
+		return ms
 	}
-	return events.Canonicalize(b)
+	return slices.Insert(ms, i, events.Member{Key: key, Value: v})
 }
 
 // Export writes a signed archive of a project, streaming, from one consistent
@@ -204,17 +223,14 @@ func Export(ctx context.Context, site *projections.Site, project string, opt Exp
 		},
 	}
 	if m.History {
+		var line []byte
 		v.Event = func(e *events.Event) error {
 			if err := advance(3); err != nil {
 				return err
 			}
-			b, err := json.Marshal(e)
-			if err != nil {
-				return err
-			}
+			line = append(e.AppendJSON(line[:0]), '\n')
 			m.Counts.Events++
-			ew.Write(b)
-			_, err = ew.Write([]byte("\n"))
+			_, err := ew.Write(line)
 			return err
 		}
 	}
@@ -244,24 +260,23 @@ func Export(ctx context.Context, site *projections.Site, project string, opt Exp
 	return m, zw.Close()
 }
 
-// componentJSON is a component as components.json holds it.
+// componentJSON is a component as components.json holds it: its fields
+// (canonical, as the projection keeps them) and its identity, as one
+// canonical object.
 func componentJSON(c *projections.Component) ([]byte, error) {
-	obj := map[string]json.RawMessage{}
-	for k, v := range map[string]json.RawMessage{"description": c.Description, "props": c.Props, "variants": c.Variants, "tokens": c.Tokens} {
-		if v != nil {
-			obj[k] = v
-		}
-	}
 	ext, err := withIdentity(nil, c.ID, c.Rev, c.Lamport)
 	if err != nil {
 		return nil, err
 	}
-	obj["$extensions"] = ext
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return nil, err
+	ms := make([]events.Member, 0, 5)
+	// In key order: "$extensions" < "description" < "props" < "tokens" < "variants".
+	for _, m := range []events.Member{{Key: "$extensions", Value: ext}, {Key: "description", Value: c.Description},
+		{Key: "props", Value: c.Props}, {Key: "tokens", Value: c.Tokens}, {Key: "variants", Value: c.Variants}} {
+		if m.Value != nil {
+			ms = append(ms, m)
+		}
 	}
-	return events.Canonicalize(b)
+	return events.AppendObject(nil, ms), nil
 }
 
 // ExportDTCG writes a project's tokens (optionally filtered) as one DTCG

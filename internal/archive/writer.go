@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/zip"
+	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -39,8 +40,16 @@ type Writer struct {
 
 // NewWriter returns a Writer writing an archive to w. Close must be called to
 // complete the archive; it does not close w.
+//
+// Entries are deflated at flate.BestSpeed: on the JSON an export holds it is
+// about three times as fast as the default level for archives about a
+// third larger, and an export is streamed to a client as it is made.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{zw: zip.NewWriter(w), files: map[string]FileInfo{}, names: map[string]bool{}}
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(out, flate.BestSpeed)
+	})
+	return &Writer{zw: zw, files: map[string]FileInfo{}, names: map[string]bool{}}
 }
 
 // entryWriter is what Create returns: it hashes and counts the uncompressed

@@ -142,7 +142,20 @@ func (e *Encoder) newline(depth int) {
 	}
 }
 
+// writeString writes s as a JSON string, as encoding/json does without
+// HTML escaping.
 func writeString(w *bufio.Writer, s string) {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+	}
+	if plain { // the common case: printable ASCII, nothing to escape
+		w.WriteByte('"')
+		w.WriteString(s)
+		w.WriteByte('"')
+		return
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
