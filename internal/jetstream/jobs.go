@@ -318,32 +318,56 @@ func (r *Jobs) purge(ctx context.Context, j *Job) error {
 	return st.Purge(ctx, natsjs.WithPurgeSubject(jobSubject(r.cfg.Site, j.ID)))
 }
 
-// process applies the job's chunks not yet applied.
+// errChunkGap is a chunk that came before the one the job needs next: the
+// chunks between are missing from JetStream.
+var errChunkGap = errors.New("a job chunk is missing from JetStream")
+
+// process applies the job's chunks not yet applied, strictly in order. When
+// a chunk is found missing it republishes the rest from the job's source
+// once, and starts over.
 func (r *Jobs) process(ctx context.Context, j *Job, l *slog.Logger) error {
+	err := r.processOnce(ctx, j, l, false)
+	if errors.Is(err, errChunkGap) && r.cfg.Source != nil {
+		l.Warn("job chunk missing; republishing from the job's source", "err", err)
+		err = r.processOnce(ctx, j, l, true)
+	}
+	return err
+}
+
+func (r *Jobs) processOnce(ctx context.Context, j *Job, l *slog.Logger, republish bool) error {
 	st, err := r.js.Stream(ctx, JobStreamName(r.cfg.Site))
 	if err != nil {
 		return err
 	}
-	// Republish what JetStream lost (its file store syncs lazily).
-	info, err := st.Info(ctx, natsjs.WithSubjectFilter(jobSubject(r.cfg.Site, j.ID)))
+	subject := jobSubject(r.cfg.Site, j.ID)
+	// Republish what JetStream lost (its file store syncs lazily). Applied
+	// chunks are deleted from the stream, so what it holds is what is left.
+	info, err := st.Info(ctx, natsjs.WithSubjectFilter(subject))
 	if err != nil {
 		return err
 	}
-	if have := int(info.State.Subjects[jobSubject(r.cfg.Site, j.ID)]); have < j.Chunks-j.Done && r.cfg.Source != nil {
+	if have := int(info.State.Subjects[subject]); (republish || have < j.Chunks-j.Done) && r.cfg.Source != nil {
 		l.Warn("job chunks missing from JetStream; republishing from the job's source", "have", have, "want", j.Chunks-j.Done)
 		produce, err := r.cfg.Source(j)
 		if err != nil {
 			return fmt.Errorf("job source: %w", err)
 		}
-		if err := st.Purge(ctx, natsjs.WithPurgeSubject(jobSubject(r.cfg.Site, j.ID))); err != nil {
+		if err := st.Purge(ctx, natsjs.WithPurgeSubject(subject)); err != nil {
 			return err
 		}
 		if err := r.publish(ctx, j, produce, j.Done); err != nil {
 			return err
 		}
 	}
+	// A new consumer each time: one left by a crash would hold the chunks
+	// it delivered and no one acknowledged until their ack wait ends, and
+	// deliver the later ones first.
+	name := "job-" + j.ID
+	if err := st.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return err
+	}
 	cons, err := st.CreateOrUpdateConsumer(ctx, natsjs.ConsumerConfig{
-		Durable: "job-" + j.ID, FilterSubject: jobSubject(r.cfg.Site, j.ID),
+		Durable: name, FilterSubject: subject, DeliverPolicy: natsjs.DeliverAllPolicy,
 		AckPolicy: natsjs.AckExplicitPolicy, AckWait: 5 * time.Minute, MaxAckPending: 100_000,
 	})
 	if err != nil {
@@ -353,18 +377,29 @@ func (r *Jobs) process(ctx context.Context, j *Job, l *slog.Logger) error {
 	var chunks [][]byte
 	for j.Done < j.Chunks {
 		// A few chunks at a time: each is up to 2,000 records, and what is
-		// fetched waits in memory.
-		batch, err := cons.Fetch(min(4, j.Chunks-j.Done-len(held)), natsjs.FetchMaxWait(5*time.Second))
+		// fetched waits in memory. Never more than are left: a fetch waits
+		// until it has all it asked for, or its wait ends.
+		batch, err := cons.Fetch(min(4, j.Chunks-j.Done-len(chunks)), natsjs.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return err
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			k, _ := strconv.Atoi(m.Headers().Get("Dss-Chunk"))
-			if k < j.Done || (j.Atomic && k < len(chunks)) { // applied before a crash, or a duplicate
+			k, err := strconv.Atoi(m.Headers().Get("Dss-Chunk"))
+			if err != nil {
+				return fmt.Errorf("job chunk without a number: %w", err)
+			}
+			next := j.Done
+			if j.Atomic {
+				next = len(chunks)
+			}
+			switch {
+			case k < next: // applied before a crash, or a duplicate
 				_ = m.Ack()
 				continue
+			case k > next:
+				return fmt.Errorf("%w: chunk %d came when %d was next", errChunkGap, k, next)
 			}
 			if j.Atomic {
 				held, chunks = append(held, m), append(chunks, m.Data())
@@ -389,6 +424,9 @@ func (r *Jobs) process(ctx context.Context, j *Job, l *slog.Logger) error {
 				return err
 			}
 			_ = m.Ack()
+			if meta, err := m.Metadata(); err == nil {
+				_ = st.DeleteMsg(ctx, meta.Sequence.Stream)
+			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			return err
