@@ -22,13 +22,21 @@ type Property struct {
 // also a group (a token "color.accent" beside "color.accent.light") is written
 // as that group's "$root" token (DTCG 2025.10 section 6.2). The output is
 // deterministic: the same tokens give the same bytes.
+//
+// A token is held until a later path tells whether it has children. In byte
+// order a token's children need not follow it at once: "color.accent-dark"
+// sorts between "color.accent" and "color.accent.light", as '-' sorts before
+// '.'. So a token stays held while the paths after it extend it with a byte
+// below '.', and is written, as a root token or a plain one, once a path
+// settles it. Each held token is a prefix of the next one held, so at most a
+// path's length of them are held at once.
 type Encoder struct {
-	w       *bufio.Writer
-	open    []string // the groups currently open
-	first   []bool   // whether the next member of each open level is its first
-	pending *pendingToken
-	err     error
-	indent  bool
+	w      *bufio.Writer
+	open   []string // the groups currently open
+	first  []bool   // whether the next member of each open level is its first
+	held   []pendingToken
+	err    error
+	indent bool
 }
 
 type pendingToken struct {
@@ -48,25 +56,40 @@ func (e *Encoder) Token(path string, props []Property) error {
 	if e.err != nil {
 		return e.err
 	}
-	if e.pending != nil {
-		if path <= e.pending.path {
-			e.err = fmt.Errorf("dtcg: token %q written after %q: paths must ascend", path, e.pending.path)
+	if n := len(e.held); n > 0 {
+		if last := e.held[n-1].path; path <= last {
+			e.err = fmt.Errorf("dtcg: token %q written after %q: paths must ascend", path, last)
 			return e.err
 		}
-		p := e.pending
-		e.pending = nil
-		// A token followed by its own children is its group's root token.
-		e.write(p.path, p.props, strings.HasPrefix(path, p.path+"."))
 	}
-	e.pending = &pendingToken{path: path, props: props}
+	e.settle(path)
+	e.held = append(e.held, pendingToken{path: path, props: props})
 	return e.err
 }
 
-// Close writes the last token and closes every group and the document.
+// settle writes the held tokens that next, the following path, decides: a
+// held token that next is a child of is its group's root token; one that
+// next does not extend is a plain token, as no child of it can follow; one
+// that next extends with a byte below '.' stays held, and so do the tokens
+// held before it, of which it is an extension.
+func (e *Encoder) settle(next string) {
+	for n := len(e.held); n > 0 && e.err == nil; n = len(e.held) {
+		h := e.held[n-1]
+		rest, ext := strings.CutPrefix(next, h.path)
+		if ext && rest != "" && rest[0] < '.' {
+			return
+		}
+		e.held = e.held[:n-1]
+		e.write(h.path, h.props, ext && rest != "" && rest[0] == '.')
+	}
+}
+
+// Close writes the held tokens and closes every group and the document.
 func (e *Encoder) Close() error {
-	if e.pending != nil && e.err == nil {
-		e.write(e.pending.path, e.pending.props, false)
-		e.pending = nil
+	for n := len(e.held); n > 0 && e.err == nil; n = len(e.held) {
+		h := e.held[n-1]
+		e.held = e.held[:n-1]
+		e.write(h.path, h.props, false)
 	}
 	for len(e.open) > 0 && e.err == nil {
 		e.closeGroup()

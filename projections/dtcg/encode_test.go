@@ -3,6 +3,9 @@ package dtcg_test
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -63,5 +66,53 @@ func TestEncoderRoundTrip(t *testing.T) {
 	enc.Token("b", nil)
 	if err := enc.Token("a", nil); err == nil {
 		t.Fatal("descending paths accepted")
+	}
+}
+
+// TestEncoderRootTokenAfterSiblings: in byte order a sibling such as
+// "a.b-c" (or a whole group "a.b-c.*") comes between a token "a.b" and its
+// children "a.b.*", since '-' sorts before '.'; the encoder still writes
+// "a.b" once, as the root token of its group, and our own parser reads back
+// every token. Random paths over an alphabet around '.' cover the orders.
+func TestEncoderRootTokenAfterSiblings(t *testing.T) {
+	segs := []string{"a", "b", "b-c", "b!", "b0", "c"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 500; round++ {
+		set := map[string]bool{}
+		for i := 0; i < 1+rng.IntN(12); i++ {
+			var p []string
+			for j := 0; j < 1+rng.IntN(4); j++ {
+				p = append(p, segs[rng.IntN(len(segs))])
+			}
+			set[strings.Join(p, ".")] = true
+		}
+		paths := make([]string, 0, len(set))
+		for p := range set {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		var b bytes.Buffer
+		enc := dtcg.NewEncoder(&b)
+		for _, p := range paths {
+			props := []dtcg.Property{{Name: "$type", Value: json.RawMessage(`"fontFamily"`)}, {Name: "$value", Value: json.RawMessage(strconv.Quote(p))}}
+			if err := enc.Token(p, props); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := enc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		err := dtcg.ParseDocument(bytes.NewReader(b.Bytes()), dtcg.DefaultLimits, func(tk dtcg.Token) error {
+			got = append(got, strings.TrimSuffix(tk.Path, ".$root"))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("paths %q: parse our own output: %v\n%s", paths, err, b.String())
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, paths) {
+			t.Fatalf("paths %q: read back %q\n%s", paths, got, b.String())
+		}
 	}
 }
