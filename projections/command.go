@@ -94,7 +94,16 @@ func checkFields(kind string, raw map[string]json.RawMessage) (map[string]json.R
 		fields[k] = v
 	}
 	if kind == events.KindToken {
-		return fields, checkTokenFields(fields)
+		if err := checkTokenFields(fields); err != nil {
+			return nil, err
+		}
+		// One spelling per reference in the store: "{g}", not "{g.$root}".
+		v, err := rewriteReferences(fields[FieldValue], storedReference)
+		if err != nil {
+			return nil, invalid("$value: %v", err)
+		}
+		fields[FieldValue] = v
+		return fields, nil
 	}
 	return fields, checkComponentFields(fields)
 }

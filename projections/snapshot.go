@@ -13,6 +13,11 @@ type Visitor struct {
 	Token     func(*Token) error     // in path order
 	Component func(*Component) error // in name order
 	Event     func(*events.Event) error
+	// FileReferences, when set, has the references in each token's $value
+	// spelled as a DTCG file of the selection needs them: "{g.$root}" for
+	// a token written as its group's $root (it has tokens of the selection
+	// under it), "{g}" otherwise (see references.go).
+	FileReferences bool
 }
 
 // Snapshot walks one consistent point of a project: the project, then its
@@ -31,6 +36,10 @@ func (s *Site) Snapshot(ctx context.Context, project string, q Query, v Visitor)
 			}
 		}
 		if v.Token != nil {
+			var refs *fileReferences
+			if v.FileReferences {
+				refs = &fileReferences{r: r, q: q, known: map[string]string{}}
+			}
 			err := scanWinners(r, events.KindToken, Query{Prefix: q.Prefix}, func(_ string, en *Entity) (bool, error) {
 				if err := ctx.Err(); err != nil {
 					return false, err
@@ -44,6 +53,11 @@ func (s *Site) Snapshot(ctx context.Context, project string, q Query, v Visitor)
 				t, err := tokenOf(r, en)
 				if err != nil {
 					return false, err
+				}
+				if refs != nil {
+					if t.Value, err = rewriteReferences(t.Value, refs.name); err != nil {
+						return false, err
+					}
 				}
 				return true, v.Token(t)
 			})

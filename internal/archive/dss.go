@@ -191,6 +191,7 @@ func Export(ctx context.Context, site *projections.Site, project string, opt Exp
 		return nil
 	}
 	v := projections.Visitor{
+		FileReferences: true,
 		Project: func(p *projections.Project) error {
 			m.Project, m.Lamport, m.Vector = ManifestProject{ID: p.ID, Name: p.Name}, p.Lamport, p.Vector
 			return advance(1)
@@ -284,7 +285,7 @@ func componentJSON(c *projections.Component) ([]byte, error) {
 func ExportDTCG(ctx context.Context, site *projections.Site, project, prefix, typ string, w io.Writer) (int, error) {
 	enc := dtcg.NewEncoder(w)
 	n := 0
-	err := site.Snapshot(ctx, project, projections.Query{Prefix: prefix, Type: typ}, projections.Visitor{Token: func(t *projections.Token) error {
+	err := site.Snapshot(ctx, project, projections.Query{Prefix: prefix, Type: typ}, projections.Visitor{FileReferences: true, Token: func(t *projections.Token) error {
 		props, err := tokenProps(t)
 		if err != nil {
 			return err
