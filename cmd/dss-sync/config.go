@@ -236,7 +236,7 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 	if *configFile != "" {
 		var err error
 		if fromFile, err = readConfigFile(*configFile); err != nil {
-			return nil, err
+			return nil, usageError{err}
 		}
 	}
 	c := &Config{}
@@ -253,20 +253,20 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 			values, source = []string{s.def}, "default of "+s.name
 		}
 		if len(values) > 1 && !s.repeat {
-			return nil, fmt.Errorf("invalid %s: given %d times", source, len(values))
+			return nil, usageError{fmt.Errorf("invalid %s: given %d times", source, len(values))}
 		}
 		for _, v := range values {
 			if err := s.set(c, v); err != nil {
-				return nil, fmt.Errorf("invalid %s %q: %v", source, v, err)
+				return nil, usageError{fmt.Errorf("invalid %s %q: %v", source, v, err)}
 			}
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return nil, errors.New("invalid --tls-cert/--tls-key: give both or neither")
+		return nil, usageError{errors.New("invalid --tls-cert/--tls-key: give both or neither")}
 	}
 	if c.MemoryMiB > 0 && c.heapLimitMiB() < 64 {
-		return nil, fmt.Errorf("invalid --memory-limit %d: the store alone takes about %d MiB with --cache-size %d, and the heap needs 64 more: raise the limit or lower the cache",
-			c.MemoryMiB, c.storeMiB(), c.CacheMiB)
+		return nil, usageError{fmt.Errorf("invalid --memory-limit %d: the store alone takes about %d MiB with --cache-size %d, and the heap needs 64 more: raise the limit or lower the cache",
+			c.MemoryMiB, c.storeMiB(), c.CacheMiB)}
 	}
 	return c, nil
 }

@@ -103,8 +103,12 @@ func TestRunExitCodes(t *testing.T) {
 	if code := run(t.Context(), []string{"frobnicate"}, &out, &errb, env(nil)); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
 	}
-	if code := run(t.Context(), []string{"serve", "--site", "BAD"}, &out, &errb, env(nil)); code != 1 {
+	// An invalid setting is bad usage too, wherever it comes from.
+	if code := run(t.Context(), []string{"serve", "--site", "BAD"}, &out, &errb, env(nil)); code != 2 {
 		t.Fatalf("bad setting: exit %d", code)
+	}
+	if code := run(t.Context(), []string{"serve"}, &out, &errb, env(map[string]string{"DSS_SYNC_CACHE_SIZE": "4"})); code != 2 {
+		t.Fatalf("bad setting from the environment: exit %d", code)
 	}
 	if code := run(t.Context(), []string{"serve", "--nope"}, &out, &errb, env(nil)); code != 2 {
 		t.Fatalf("bad flag: exit %d", code)
