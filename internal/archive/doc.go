@@ -79,5 +79,7 @@
 // (2000-01-01 UTC) and mode 0644, so that equal content gives equal bytes, and
 // records the SHA-256 and size of every entry it wrote.
 //
-// This package imports only the standard library.
+// The container (reader and writer) uses only the standard library; the
+// archive's content (Check, Export, records and job chunks) builds on the
+// domain packages events and projections, never on HTTP, NATS or Pebble.
 package archive
