@@ -98,11 +98,13 @@ func checkFields(kind string, raw map[string]json.RawMessage) (map[string]json.R
 			return nil, err
 		}
 		// One spelling per reference in the store: "{g}", not "{g.$root}".
-		v, err := rewriteReferences(fields[FieldValue], storedReference)
-		if err != nil {
-			return nil, invalid("$value: %v", err)
+		if v := fields[FieldValue]; bytes.Contains(v, []byte(rootSuffix+"}")) {
+			v, err := rewriteReferences(v, storedReference)
+			if err != nil {
+				return nil, invalid("$value: %v", err)
+			}
+			fields[FieldValue] = v
 		}
-		fields[FieldValue] = v
 		return fields, nil
 	}
 	return fields, checkComponentFields(fields)

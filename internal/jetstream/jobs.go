@@ -340,14 +340,19 @@ func (r *Jobs) processOnce(ctx context.Context, j *Job, l *slog.Logger, republis
 		return err
 	}
 	subject := jobSubject(r.cfg.Site, j.ID)
-	// Republish what JetStream lost (its file store syncs lazily). Applied
-	// chunks are deleted from the stream, so what it holds is what is left.
-	info, err := st.Info(ctx, natsjs.WithSubjectFilter(subject))
-	if err != nil {
+	// Republish what JetStream lost (its file store syncs lazily, so what
+	// it loses is the end): the last chunk must be there. A chunk lost
+	// before it is found as a gap while applying.
+	last := -1
+	if m, err := st.GetLastMsgForSubject(ctx, subject); err == nil {
+		if last, err = strconv.Atoi(m.Header.Get("Dss-Chunk")); err != nil {
+			last = -1
+		}
+	} else if !errors.Is(err, natsjs.ErrMsgNotFound) {
 		return err
 	}
-	if have := int(info.State.Subjects[subject]); (republish || have < j.Chunks-j.Done) && r.cfg.Source != nil {
-		l.Warn("job chunks missing from JetStream; republishing from the job's source", "have", have, "want", j.Chunks-j.Done)
+	if (republish || last != j.Chunks-1) && r.cfg.Source != nil {
+		l.Warn("job chunks missing from JetStream; republishing from the job's source", "last_chunk", last, "chunks", j.Chunks, "done", j.Done)
 		produce, err := r.cfg.Source(j)
 		if err != nil {
 			return fmt.Errorf("job source: %w", err)
@@ -424,9 +429,6 @@ func (r *Jobs) processOnce(ctx context.Context, j *Job, l *slog.Logger, republis
 				return err
 			}
 			_ = m.Ack()
-			if meta, err := m.Metadata(); err == nil {
-				_ = st.DeleteMsg(ctx, meta.Sequence.Stream)
-			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, natsjs.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			return err
