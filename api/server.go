@@ -105,6 +105,9 @@ type Config struct {
 	Archives Archives
 	// MaxImportBytes bounds an import's body. Default 1 GiB.
 	MaxImportBytes int64
+	// Sync reports replication for /v1/sync/status; nil: no peers, and the
+	// bus taken as connected.
+	Sync Sync
 }
 
 // Server is the HTTP API of one site.
@@ -204,7 +207,7 @@ func (s *Server) routes() {
 		{"GET", "/v1/projects/{p}/export", ScopeRead, s.export},
 		{"POST", "/v1/projects/{p}/import", ScopeWrite, s.importProject},
 		{"GET", "/v1/jobs/{id}", ScopeRead, s.job},
-		{"GET", "/v1/sync/status", ScopeRead, notYet("sync status")},
+		{"GET", "/v1/sync/status", ScopeRead, s.syncStatus},
 		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, notYet("the live event stream")},
 	} {
 		s.router.Handle(rt.path, s.wrap(rt)).Methods(rt.method).Name(rt.method + " " + rt.path)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,10 +21,17 @@ import (
 )
 
 // MustRunMain starts a site in-process on random ports with its data in
-// dir, closed at cleanup (wtf's MustRunMain).
-func MustRunMain(t testing.TB, dir, site string) *Main {
+// dir, closed at cleanup (wtf's MustRunMain); flags are added to (and may
+// override) the defaults.
+func MustRunMain(t testing.TB, dir, site string, flags ...string) *Main {
 	t.Helper()
-	cfg, err := loadConfig([]string{"--data-dir", dir, "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--site", site}, env(nil))
+	var args []string
+	for _, d := range [][2]string{{"--data-dir", dir}, {"--http-addr", "127.0.0.1:0"}, {"--nats-listen", "127.0.0.1:-1"}, {"--site", site}} {
+		if !slices.Contains(flags, d[0]) {
+			args = append(args, d[0], d[1])
+		}
+	}
+	cfg, err := loadConfig(append(args, flags...), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,11 @@ type Main struct {
 	Conn    *nats.Conn
 	Outbox  *jetstream.Outbox
 	Applier *jetstream.Applier
-	Jobs    *jetstream.Jobs
-	Site    *projections.Site
-	Keys    *keys.Store
+	// Peers pulls other sites' events (nil without --peer).
+	Peers *jetstream.Peers
+	Jobs  *jetstream.Jobs
+	Site  *projections.Site
+	Keys  *keys.Store
 	// SigningKey signs archives and audit exports (<data-dir>/site.key).
 	SigningKey ed25519.PrivateKey
 	API        *api.Server
@@ -150,19 +152,23 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Help: "Events made elsewhere, by what the applier did with them."}, []string{"result"})
 	skewFlags := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_skew_flags_total",
 		Help: "Clock-skew flags raised on received events (evidence only; nothing is reordered)."}, []string{"flag"})
+	onReceipt := func(_ string, rc *projections.Receipt) {
+		received.WithLabelValues("applied").Add(float64(len(rc.Applied)))
+		received.WithLabelValues("duplicate").Add(float64(rc.Duplicates))
+		received.WithLabelValues("held").Add(float64(len(rc.Held)))
+		received.WithLabelValues("refused").Add(float64(len(rc.Refused)))
+		for _, f := range rc.Flags {
+			skewFlags.WithLabelValues(f.Flag).Inc()
+		}
+	}
 	if m.Applier, err = jetstream.NewApplier(jetstream.ApplierConfig{
 		Conn: m.Conn, Stream: jetstream.InboxStream(c.Site), Durable: "applier", Site: m.Site, Logger: m.Logger,
-		OnReceipt: func(_ string, rc *projections.Receipt) {
-			received.WithLabelValues("applied").Add(float64(len(rc.Applied)))
-			received.WithLabelValues("duplicate").Add(float64(rc.Duplicates))
-			received.WithLabelValues("held").Add(float64(len(rc.Held)))
-			received.WithLabelValues("refused").Add(float64(len(rc.Refused)))
-			for _, f := range rc.Flags {
-				skewFlags.WithLabelValues(f.Flag).Inc()
-			}
-		},
+		OnReceipt: onReceipt,
 	}); err != nil {
 		return err
+	}
+	if len(c.Peers) > 0 {
+		m.Peers = jetstream.NewPeers(jetstream.PeersConfig{Site: c.Site, URLs: c.Peers, Receiver: m.Site, Logger: m.Logger, OnReceipt: onReceipt})
 	}
 
 	lim := archive.DefaultImportLimits
@@ -192,7 +198,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.API = api.NewServer(api.Config{
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
-		Archives: arch, MaxImportBytes: c.ImportBytes,
+		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m},
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -221,6 +227,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	runs := []func(context.Context) error{m.Outbox.Run, m.Applier.Run}
 	if !m.holdJobs {
 		runs = append(runs, m.Jobs.Run)
+	}
+	if m.Peers != nil {
+		runs = append(runs, m.Peers.Run)
 	}
 	for _, run := range runs {
 		wg.Add(1)
