@@ -179,7 +179,7 @@ func (p *Peers) runPeer(ctx context.Context, pe *peer) {
 				}
 				consumed[site] = true
 				pe.addStream(site)
-				l.Info("pulling a site's events through this peer", "site", site)
+				l.Info("pulling a site's events through this peer", "remote_site", site)
 				wg.Add(1)
 				go func() { defer wg.Done(); a.Run(ctx) }()
 			}
