@@ -108,6 +108,9 @@ type Config struct {
 	// Sync reports replication for /v1/sync/status; nil: no peers, and the
 	// bus taken as connected.
 	Sync Sync
+	// Feed is the site's durable commit feed, which live event streams
+	// follow; nil answers 501.
+	Feed events.Feed
 }
 
 // Server is the HTTP API of one site.
@@ -115,7 +118,16 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	metrics *httpMetrics
+	// closing ends the live event streams (CloseStreams), which would
+	// otherwise hold a graceful shutdown until their clients leave.
+	closing     context.Context
+	closeStream context.CancelFunc
 }
+
+// CloseStreams ends every live event stream, now and from now on; give it
+// to http.Server.RegisterOnShutdown. A client reconnects elsewhere, or
+// later, with Last-Event-ID.
+func (s *Server) CloseStreams() { s.closeStream() }
 
 // NewServer returns the API server with every route of CONTRACT.md §2.
 func NewServer(cfg Config) *Server {
@@ -135,6 +147,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter().UseEncodedPath(), metrics: newHTTPMetrics(cfg.Registry)}
+	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
@@ -171,11 +184,6 @@ func (s *Server) routes() {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		Error(w, r, events.Errorf(events.EMETHOD, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 	}})))
-	notYet := func(what string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			Error(w, r, events.Errorf(events.ENOTIMPLEMENTED, "%s is not available in this version", what))
-		}
-	}
 	for _, rt := range []route{
 		{"GET", "/healthz", "", s.healthz},
 		{"GET", "/readyz", "", s.readyz},
@@ -208,7 +216,7 @@ func (s *Server) routes() {
 		{"POST", "/v1/projects/{p}/import", ScopeWrite, s.importProject},
 		{"GET", "/v1/jobs/{id}", ScopeRead, s.job},
 		{"GET", "/v1/sync/status", ScopeRead, s.syncStatus},
-		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, notYet("the live event stream")},
+		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, s.eventStream},
 	} {
 		s.router.Handle(rt.path, s.wrap(rt)).Methods(rt.method).Name(rt.method + " " + rt.path)
 	}

@@ -198,7 +198,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.API = api.NewServer(api.Config{
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
-		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m},
+		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m}, Feed: m.Store,
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -212,6 +212,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	m.httpServer.RegisterOnShutdown(m.API.CloseStreams)
 	if c.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 		if err != nil {
