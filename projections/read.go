@@ -152,6 +152,17 @@ func resolveValue(r Reader, v json.RawMessage, visiting map[string]bool, depth i
 // substituteAliases rewrites a composite JSON value, replacing each string
 // that is a whole alias with its resolved value.
 func substituteAliases(v json.RawMessage, resolved map[string]json.RawMessage) (json.RawMessage, error) {
+	return mapAliases(v, func(target string) (any, bool) {
+		rv, ok := resolved[strings.TrimSuffix(target, "."+dtcg.RootSegment)]
+		return rv, ok
+	})
+}
+
+// mapAliases returns the canonical form of the JSON value v with each
+// string in it that is a whole alias "{target}" replaced by what fn gives
+// for target (a JSON value as json.RawMessage, or any value encoding/json
+// writes), when fn says so. Numbers are kept as written.
+func mapAliases(v json.RawMessage, fn func(target string) (any, bool)) (json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
 	var x any
@@ -162,9 +173,9 @@ func substituteAliases(v json.RawMessage, resolved map[string]json.RawMessage) (
 	walk = func(x any) any {
 		switch t := x.(type) {
 		case string:
-			if strings.HasPrefix(t, "{") && strings.HasSuffix(t, "}") {
-				if rv, ok := resolved[strings.TrimSuffix(t[1:len(t)-1], "."+dtcg.RootSegment)]; ok {
-					return rv
+			if len(t) > 2 && t[0] == '{' && t[len(t)-1] == '}' {
+				if r, ok := fn(t[1 : len(t)-1]); ok {
+					return r
 				}
 			}
 		case []any:

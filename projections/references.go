@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 
@@ -41,39 +40,10 @@ func rewriteReferences(v json.RawMessage, name func(target string) (string, erro
 	if len(renamed) == 0 {
 		return v, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v))
-	dec.UseNumber() // numbers come back as they were written
-	var x any
-	if err := dec.Decode(&x); err != nil {
-		return nil, err
-	}
-	var walk func(any) any
-	walk = func(x any) any {
-		switch t := x.(type) {
-		case string:
-			if len(t) > 2 && t[0] == '{' && t[len(t)-1] == '}' {
-				if n, ok := renamed[t[1:len(t)-1]]; ok {
-					return "{" + n + "}"
-				}
-			}
-		case []any:
-			for i := range t {
-				t[i] = walk(t[i])
-			}
-		case map[string]any:
-			for k := range t {
-				t[k] = walk(t[k])
-			}
-		}
-		return x
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(walk(x)); err != nil {
-		return nil, err
-	}
-	return events.Canonicalize(buf.Bytes())
+	return mapAliases(v, func(target string) (any, bool) {
+		n, ok := renamed[target]
+		return "{" + n + "}", ok
+	})
 }
 
 // storedReference is how the store spells a reference: a group's own token

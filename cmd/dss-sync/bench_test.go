@@ -725,25 +725,9 @@ func BenchmarkImport1MJob(b *testing.B) {
 	if err != nil || done.State != "succeeded" {
 		b.Fatalf("job %+v %v\n%s", done, err, p.logs)
 	}
-	hwm := vmHWM(p.cmd.Process.Pid)
+	hwm := vmHWM(strconv.Itoa(p.cmd.Process.Pid))
 	b.ReportMetric(took.Seconds(), "import-1M-s")
 	b.ReportMetric(float64(n)/took.Seconds(), "tokens/s")
 	b.ReportMetric(float64(hwm)/(1<<20), "server-peak-rss-MiB")
 	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
-}
-
-// vmHWM returns a process's peak resident set size in bytes.
-func vmHWM(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
 }

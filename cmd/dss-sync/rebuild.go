@@ -58,8 +58,12 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // peakRSS returns the process's peak resident set size (VmHWM), or 0 where
 // /proc is not available.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func peakRSS() int64 { return vmHWM("self") }
+
+// vmHWM returns the peak resident set size in bytes of the process proc
+// names in /proc ("self", or a pid), or 0 where /proc is not available.
+func vmHWM(proc string) int64 {
+	b, err := os.ReadFile("/proc/" + proc + "/status")
 	if err != nil {
 		return 0
 	}
