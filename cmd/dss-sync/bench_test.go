@@ -731,3 +731,60 @@ func BenchmarkImport1MJob(b *testing.B) {
 	b.ReportMetric(float64(hwm)/(1<<20), "server-peak-rss-MiB")
 	b.ReportMetric(float64(st.Size())/(1<<20), "file-MiB")
 }
+
+// BenchmarkReplication100k: a site holding 100,000 events (10,000 tokens
+// written ten times over) is joined by two new sites that name it as their
+// peer; the figure is the time until both have applied every event, beside
+// the raw ceiling of JetStream publishing and consuming (with acks) as many
+// messages of the same size in the same run.
+func BenchmarkReplication100k(b *testing.B) {
+	const tokens, rounds = 10_000, 10
+	ctx := context.Background()
+	tmp := b.TempDir()
+	originAddr := freeAddr(b)
+	origin := MustRunMain(b, filepath.Join(tmp, "paris"), "paris", "--nats-listen", originAddr)
+	if _, err := origin.Site.CreateProject(ctx, "design", "Design", "bench"); err != nil {
+		b.Fatal(err)
+	}
+	for r := 0; r < rounds; r++ {
+		cs := tokenChanges(tokens, "t")
+		for i := range cs { // a new value each round: every change is an event
+			cs[i].Data = json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d}`, r*tokens+i))
+		}
+		if _, err := origin.Site.Apply(ctx, "design", "bench", cs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := origin.Outbox.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	p, err := origin.Site.Project(ctx, "design")
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := p.Vector["paris"]
+	t0 := time.Now()
+	var peers []*Main
+	for _, name := range []string{"lyon", "nice"} {
+		peers = append(peers, MustRunMain(b, filepath.Join(tmp, name), name, "--peer", "nats://"+originAddr))
+	}
+	for _, m := range peers {
+		for {
+			p, err := m.Site.Project(ctx, "design")
+			if err == nil && p.Vector["paris"] == want {
+				break
+			}
+			if time.Since(t0) > 5*time.Minute {
+				b.Fatalf("%s: not caught up after 5 minutes: %v", m.Config.Site, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	took := time.Since(t0)
+	raw := rawJetStream(b, int(want), 350)
+	b.ReportMetric(float64(want), "events")
+	b.ReportMetric(took.Seconds(), "to-two-peers-s")
+	b.ReportMetric(float64(want)/took.Seconds(), "events/s")
+	b.ReportMetric(raw.Seconds(), "raw-js-s")
+	b.ReportMetric(raw.Seconds()/took.Seconds(), "ratio-vs-raw")
+}

@@ -15,7 +15,7 @@ import (
 
 // freeAddr returns a loopback address with a port free a moment ago: sites
 // that name each other as peers need their NATS ports before they start.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
