@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -413,12 +415,12 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	for _, o := range specOperations(t, spec) {
 		documented[o.key()] = true
 	}
-	for _, k := range sortedKeys(routes) {
+	for _, k := range slices.Sorted(maps.Keys(routes)) {
 		if !documented[k] {
 			t.Errorf("route %s is not in openapi.yaml", k)
 		}
 	}
-	for _, k := range sortedKeys(documented) {
+	for _, k := range slices.Sorted(maps.Keys(documented)) {
 		if !routes[k] {
 			t.Errorf("openapi.yaml describes %s, which no route serves", k)
 		}
@@ -564,15 +566,6 @@ func walkYAML(node any, where string, fn func(string, map[string]any)) {
 			walkYAML(v, fmt.Sprintf("%s/%d", where, i), fn)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func do(t testing.TB, h http.Handler, method, target, key string, body []byte, header map[string]string) *httptest.ResponseRecorder {
@@ -852,7 +845,7 @@ func checkResponse(t *testing.T, spec map[string]any, o operation, where string,
 	content, _ := resp["content"].(map[string]any)
 	if rec.Body.Len() == 0 {
 		if len(content) > 0 && rec.Code != http.StatusNotModified {
-			t.Errorf("%s: empty body, want one of %v", where, sortedKeys(content))
+			t.Errorf("%s: empty body, want one of %v", where, slices.Sorted(maps.Keys(content)))
 		}
 		return
 	}
@@ -863,7 +856,7 @@ func checkResponse(t *testing.T, spec map[string]any, o operation, where string,
 	}
 	media, ok := content[mt].(map[string]any)
 	if !ok {
-		t.Errorf("%s: media type %s is not documented for status %d (documented: %v)", where, mt, rec.Code, sortedKeys(content))
+		t.Errorf("%s: media type %s is not documented for status %d (documented: %v)", where, mt, rec.Code, slices.Sorted(maps.Keys(content)))
 		return
 	}
 	switch mt {
@@ -999,7 +992,7 @@ func (v *validator) check(where string, schema, val any) {
 	}
 	props, hasProps := s["properties"].(map[string]any)
 	additional, hasAdditional := s["additionalProperties"]
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if names, ok := s["propertyNames"]; ok {
 			v.check(where+" key "+k, names, k)
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -294,7 +296,7 @@ func decide(tx Tx, c *Change, fields map[string]json.RawMessage, actor string) (
 // loops, an alias with a $type names a token of that type, and no live
 // entity is left naming a path the batch removed.
 func checkReferences(tx Tx, touched map[string]bool, vacated map[string]bool) error {
-	for _, er := range sortedKeys(touched) {
+	for _, er := range slices.Sorted(maps.Keys(touched)) {
 		kind, id := splitEntityRef(er)
 		b, ok, err := tx.Get(entityKey(kind, id))
 		if err != nil || !ok {
@@ -338,7 +340,7 @@ func checkReferences(tx Tx, touched map[string]bool, vacated map[string]bool) er
 			}
 		}
 	}
-	for _, p := range sortedKeys(vacated) {
+	for _, p := range slices.Sorted(maps.Keys(vacated)) {
 		if t, err := winnerAt(tx, events.KindToken, p); err != nil || t != nil {
 			if err != nil {
 				return err

@@ -3,7 +3,9 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -326,14 +328,14 @@ func (f *folder) settle() (err error) {
 			err = fmt.Errorf("settle projection: %w", err)
 		}
 	}()
-	for _, kp := range sortedKeys(f.paths) {
+	for _, kp := range slices.Sorted(maps.Keys(f.paths)) {
 		kind, path, _ := strings.Cut(kp, "\x00")
 		f.claimed[kp] = true
 		if kind == events.KindToken {
 			f.chains[path] = true
 		}
 	}
-	for _, kp := range sortedKeys(f.claimed) {
+	for _, kp := range slices.Sorted(maps.Keys(f.claimed)) {
 		kind, path, _ := strings.Cut(kp, "\x00")
 		if err := f.evalPath(kind, path); err != nil {
 			return err
@@ -341,7 +343,7 @@ func (f *folder) settle() (err error) {
 	}
 	// Everything whose alias chain passes through a changed path.
 	seen := map[string]bool{}
-	queue := sortedKeys(f.chains)
+	queue := slices.Sorted(maps.Keys(f.chains))
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
@@ -368,13 +370,13 @@ func (f *folder) settle() (err error) {
 			}
 		}
 	}
-	for _, er := range sortedKeys(f.refChecks) {
+	for _, er := range slices.Sorted(maps.Keys(f.refChecks)) {
 		kind, id := splitEntityRef(er)
 		if err := f.evalRefs(kind, id); err != nil {
 			return err
 		}
 	}
-	for _, er := range sortedKeys(f.entities) {
+	for _, er := range slices.Sorted(maps.Keys(f.entities)) {
 		kind, id := splitEntityRef(er)
 		if err := f.evalEntity(kind, id); err != nil {
 			return err
@@ -492,7 +494,7 @@ func (f *folder) evalEntity(kind, id string) error {
 			}
 		}
 	}
-	for _, s := range sortedKeys(want) {
+	for _, s := range slices.Sorted(maps.Keys(want)) {
 		if err := f.conflicts.put(want[s]); err != nil {
 			return err
 		}
@@ -710,15 +712,6 @@ func aliasCycle(r Reader, en *Entity) ([]string, error) {
 		return nil, nil
 	}
 	return visit(start, references(en))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func equalStrings(a, b []string) bool {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -562,14 +564,14 @@ func (in *Input) checkReferences(rep *Report, complete bool) {
 			st.warnf("%s %s names token %s, which must exist where this is imported", what, name, target)
 		}
 	}
-	for _, p := range sortedKeys(in.refs.names) {
+	for _, p := range slices.Sorted(maps.Keys(in.refs.names)) {
 		for _, t := range in.refs.names[p] {
 			if !in.refs.paths.has(t) {
 				missing("token", p, t)
 			}
 		}
 	}
-	for _, c := range sortedKeys(in.refs.comps) {
+	for _, c := range slices.Sorted(maps.Keys(in.refs.comps)) {
 		for _, t := range in.refs.comps[c] {
 			if !in.refs.paths.has(t) {
 				missing("component", c, t)
@@ -603,7 +605,7 @@ func (in *Input) checkReferences(rep *Report, complete bool) {
 		state[p] = 2
 		return false
 	}
-	for _, p := range sortedKeys(in.refs.names) {
+	for _, p := range slices.Sorted(maps.Keys(in.refs.names)) {
 		if visit(p) {
 			break
 		}

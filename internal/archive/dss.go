@@ -437,13 +437,3 @@ func componentItem(name string, raw json.RawMessage) (*projections.Item, error) 
 	}
 	return &projections.Item{Kind: events.KindComponent, Path: name, ID: id, Rev: rev, Fields: fields}, nil
 }
-
-// sortedKeys returns a map's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
