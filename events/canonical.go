@@ -96,11 +96,6 @@ func (p *canonParser) literal(out []byte, lit string) ([]byte, error) {
 	return append(out, lit...), nil
 }
 
-type member struct {
-	key string
-	val []byte
-}
-
 // Member is one member of a JSON object: its key, and its value in
 // canonical form.
 type Member struct {
@@ -126,11 +121,7 @@ func Members(b []byte) ([]Member, error) {
 	if p.pos != len(p.src) {
 		return nil, p.errorf("unexpected data after the value")
 	}
-	out := make([]Member, len(ms))
-	for i, m := range ms {
-		out[i] = Member{Key: m.key, Value: m.val}
-	}
-	return out, nil
+	return ms, nil
 }
 
 // AppendObject appends the canonical object of members (sorted by key,
@@ -180,15 +171,15 @@ func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
 		}
 		if i > 0 {
 			if c := bytes.Compare(spans[i-1].key, k); c > 0 {
-				members := make([]member, len(spans), len(spans)+8)
+				members := make([]Member, len(spans), len(spans)+8)
 				for j, sp := range spans {
-					members[j] = member{key: string(sp.key), val: bytes.Clone(out[sp.from:sp.to])}
+					members[j] = Member{Key: string(sp.key), Value: bytes.Clone(out[sp.from:sp.to])}
 				}
 				members, err := p.moreMembers(members, string(k), depth)
 				if err != nil {
 					return nil, err
 				}
-				return appendMembers(out[:outStart], members), nil
+				return AppendObject(out[:outStart], members), nil
 			} else if c == 0 {
 				return nil, fmt.Errorf("json: duplicate object key %q", k)
 			}
@@ -223,22 +214,9 @@ func (p *canonParser) object(out []byte, depth int) ([]byte, error) {
 	}
 }
 
-func appendMembers(out []byte, members []member) []byte {
-	out = append(out, '{')
-	for i, m := range members {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = appendJSONString(out, m.key)
-		out = append(out, ':')
-		out = append(out, m.val...)
-	}
-	return append(out, '}')
-}
-
 // members reads an object at p.pos: its members sorted by key, each value
 // canonical; a duplicate key is an error.
-func (p *canonParser) members(depth int) ([]member, error) {
+func (p *canonParser) members(depth int) ([]Member, error) {
 	p.pos++ // '{'
 	p.skipSpace()
 	if p.pos < len(p.src) && p.src[p.pos] == '}' {
@@ -258,7 +236,7 @@ func (p *canonParser) members(depth int) ([]member, error) {
 // moreMembers reads the rest of an object, from just after the key k of
 // its next member, onto members; then sorts them all and refuses duplicate
 // keys. The values read are slices of one buffer.
-func (p *canonParser) moreMembers(members []member, k string, depth int) ([]member, error) {
+func (p *canonParser) moreMembers(members []Member, k string, depth int) ([]Member, error) {
 	first := len(members)
 	var ends []int
 	var buf []byte
@@ -273,7 +251,7 @@ func (p *canonParser) moreMembers(members []member, k string, depth int) ([]memb
 		if buf, err = p.value(buf, depth+1); err != nil {
 			return nil, err
 		}
-		members = append(members, member{key: k})
+		members = append(members, Member{Key: k})
 		ends = append(ends, len(buf))
 		p.skipSpace()
 		if p.pos >= len(p.src) {
@@ -297,13 +275,13 @@ func (p *canonParser) moreMembers(members []member, k string, depth int) ([]memb
 	}
 	from := 0
 	for i, end := range ends {
-		members[first+i].val = buf[from:end:end]
+		members[first+i].Value = buf[from:end:end]
 		from = end
 	}
-	sort.Slice(members, func(i, j int) bool { return members[i].key < members[j].key })
+	sort.Slice(members, func(i, j int) bool { return members[i].Key < members[j].Key })
 	for i := 1; i < len(members); i++ {
-		if members[i-1].key == members[i].key {
-			return nil, fmt.Errorf("json: duplicate object key %q", members[i].key)
+		if members[i-1].Key == members[i].Key {
+			return nil, fmt.Errorf("json: duplicate object key %q", members[i].Key)
 		}
 	}
 	return members, nil

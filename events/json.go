@@ -322,7 +322,7 @@ func (p *canonParser) changes(e *Event) error {
 	}
 	e.Changes = make(Changes, len(members))
 	for i, m := range members {
-		e.Changes[i] = Change{Field: m.key, Value: m.val}
+		e.Changes[i] = Change{Field: m.Key, Value: m.Value}
 	}
 	return nil
 }

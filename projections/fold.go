@@ -553,14 +553,8 @@ func references(en *Entity) []string {
 		if err := json.Unmarshal(en.Value(FieldTokens), &paths); err != nil {
 			return nil
 		}
-		sort.Strings(paths)
-		out := paths[:0]
-		for i, p := range paths {
-			if i == 0 || p != paths[i-1] {
-				out = append(out, p)
-			}
-		}
-		return out
+		slices.Sort(paths)
+		return slices.Compact(paths)
 	}
 	return nil
 }
@@ -577,14 +571,8 @@ func rootless(paths []string) []string {
 	if !changed {
 		return paths
 	}
-	sort.Strings(paths)
-	out := paths[:0]
-	for i, p := range paths {
-		if i == 0 || p != paths[i-1] {
-			out = append(out, p)
-		}
-	}
-	return out
+	slices.Sort(paths)
+	return slices.Compact(paths)
 }
 
 // aliasTarget returns the token path a whole-value alias names, its "$root"
