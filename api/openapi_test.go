@@ -74,7 +74,23 @@ func newServer(t testing.TB, auth api.Authenticator) *api.Server {
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SigningKey: key,
-		Archives: &testArchives{site: site, key: key, jobs: map[string]*api.Job{}}})
+		Archives: &testArchives{site: site, key: key, jobs: map[string]*api.Job{}}, Sync: testSync{}})
+}
+
+// testSync reports one peer with every field set, the shape cmd/dss-sync's
+// answers take, so that the spec's Peer schema is checked against it.
+type testSync struct{}
+
+func (testSync) Connection() string { return "connected" }
+
+func (testSync) Peers(context.Context) []api.PeerStatus {
+	last := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	return []api.PeerStatus{{
+		URL: "nats://***@lyon.example:4222", Site: "lyon", Connection: "connected", Lag: api.PeerLag{Events: 3},
+		Sites:       []api.PeerSite{{Site: "lyon", Applied: 120, Behind: 3}, {Site: "nice", Applied: 7, Error: "consumer not found"}},
+		AntiEntropy: api.AntiEntropy{LastRun: &last, Repaired: 2, Error: "site nice refused dss.nice.sync.vectors: store is closed"},
+		Error:       "",
+	}}
 }
 
 // testArchives implements api.Archives with the archive format

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/dss-sync/dss-sync/events"
 )
@@ -32,7 +33,16 @@ type PeerStatus struct {
 	Connection string     `json:"connection"`
 	Lag        PeerLag    `json:"lag"`
 	Sites      []PeerSite `json:"sites"`
-	Error      string     `json:"error,omitempty"`
+	// AntiEntropy is what the repair passes through this peer did.
+	AntiEntropy AntiEntropy `json:"antiEntropy"`
+	Error       string      `json:"error,omitempty"`
+}
+
+// AntiEntropy reports the repair passes through one peer.
+type AntiEntropy struct {
+	LastRun  *time.Time `json:"lastRun,omitempty"` // nil before the first pass
+	Repaired uint64     `json:"repaired"`          // events fetched because no stream delivered them
+	Error    string     `json:"error,omitempty"`
 }
 
 // PeerLag is how far this site is behind a peer.

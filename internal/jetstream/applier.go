@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -152,8 +153,11 @@ func (a *Applier) apply(ctx context.Context, msgs []natsjs.Msg) error {
 	ok := make([]natsjs.Msg, 0, len(msgs))
 	for _, m := range msgs {
 		evs, err := DecodeEvents(m.Data())
+		if err == nil {
+			err = checkSubject(m.Subject(), evs)
+		}
 		if err != nil {
-			a.cfg.Logger.Error("event message refused: it cannot be decoded", "subject", m.Subject(), "err", err)
+			a.cfg.Logger.Error("event message refused", "subject", m.Subject(), "err", err)
 			_ = m.Term()
 			continue
 		}
@@ -197,6 +201,19 @@ func (a *Applier) report(project string, rc *projections.Receipt) {
 	if a.cfg.OnReceipt != nil {
 		a.cfg.OnReceipt(project, rc)
 	}
+}
+
+// checkSubject refuses a message whose events do not all belong to the
+// project its subject names (dss.<site>.ev.<project>, dss.<site>.in.<project>):
+// what a publisher put on a project's subject is that project's, or nothing.
+func checkSubject(subject string, evs []*events.Event) error {
+	project := subject[strings.LastIndexByte(subject, '.')+1:]
+	for _, e := range evs {
+		if e.Project != project {
+			return fmt.Errorf("event %s belongs to project %q, but came on the subject of project %q", e.ID, e.Project, project)
+		}
+	}
+	return nil
 }
 
 // MaxMessageEvents bounds the events one message may carry.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/projections"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
@@ -53,10 +54,20 @@ type PeersConfig struct {
 	Receiver Receiver
 	Logger   *slog.Logger
 	// Discover is how often a connected peer is asked for site streams not
-	// yet consumed. Default 5 s.
+	// yet consumed. Default 2 s.
 	Discover time.Duration
-	// OnReceipt, when set, is called after each applied batch (metrics).
+	// OnReceipt, when set, is called after each applied batch (metrics),
+	// whether it came through a stream or an anti-entropy fetch.
 	OnReceipt func(project string, rc *projections.Receipt)
+	// Store is this site's log, which anti-entropy compares with the
+	// peers' (see Repair). Nil: no anti-entropy.
+	Store projections.Storage
+	// AntiEntropy is how often each site pulled through a peer is asked
+	// for its version vectors once its stream is drained. Default 30 s.
+	AntiEntropy time.Duration
+	// ReconnectWait is the pause between reconnection attempts to a peer.
+	// Default 1 s.
+	ReconnectWait time.Duration
 }
 
 // Peers pulls events from other sites. Run starts it; Status reports on it.
@@ -74,6 +85,20 @@ type peer struct {
 	js      natsjs.JetStream
 	streams []string // remote site ids whose streams are consumed, sorted
 	err     string   // the last error, "" after a success
+	repair  RepairStatus
+	// vectors holds each site's answer at the previous anti-entropy pass.
+	vectors map[string]map[string]events.Vector
+}
+
+// RepairStatus is what anti-entropy did through one peer.
+type RepairStatus struct {
+	// Last is when the last pass ended (zero: none yet).
+	Last time.Time
+	// Repaired counts the events fetched directly and folded since start:
+	// events its stream never delivered.
+	Repaired uint64
+	// Error is the last pass's error, "" after a success.
+	Error string
 }
 
 // PeerStatus is what Status says of one peer.
@@ -84,8 +109,9 @@ type PeerStatus struct {
 	Server     string
 	Connection string // connected, reconnecting or disconnected
 	// Sites are the sites whose events are pulled through this peer.
-	Sites []PeerSite
-	Error string
+	Sites       []PeerSite
+	AntiEntropy RepairStatus
+	Error       string
 }
 
 // PeerSite is the position of this site in one other site's stream.
@@ -104,7 +130,13 @@ func NewPeers(cfg PeersConfig) *Peers {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Discover <= 0 {
-		cfg.Discover = 5 * time.Second
+		cfg.Discover = 2 * time.Second
+	}
+	if cfg.AntiEntropy <= 0 {
+		cfg.AntiEntropy = 30 * time.Second
+	}
+	if cfg.ReconnectWait <= 0 {
+		cfg.ReconnectWait = time.Second
 	}
 	p := &Peers{cfg: cfg}
 	for _, u := range cfg.URLs {
@@ -126,7 +158,7 @@ func (p *Peers) Run(ctx context.Context) error {
 }
 
 func (p *Peers) runPeer(ctx context.Context, pe *peer) {
-	l := p.cfg.Logger.With("peer", redactURL(pe.url))
+	l := p.cfg.Logger.With("peer", RedactURL(pe.url))
 	wake := make(chan struct{}, 1) // look for streams now: (re)connected
 	poke := func() {
 		select {
@@ -136,12 +168,24 @@ func (p *Peers) runPeer(ctx context.Context, pe *peer) {
 	}
 	opts := append([]nats.Option{
 		nats.Name("dss-sync " + p.cfg.Site + " peer"),
-		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(p.cfg.ReconnectWait),
 		nats.ConnectHandler(func(*nats.Conn) { l.Info("peer connected"); poke() }),
 		nats.ReconnectHandler(func(*nats.Conn) { l.Info("peer reconnected"); poke() }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				l.Warn("peer disconnected", "err", err)
+			}
+		}),
+		// Failed attempts (refused, TLS, authentication) show in the status
+		// and, once per kind of error, in the log.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if pe.setErr(err) {
+				l.Warn("cannot connect to peer", "err", err)
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if pe.setErr(err) {
+				l.Warn("peer error", "err", err)
 			}
 		}),
 	}, p.cfg.Options...)
@@ -162,6 +206,10 @@ func (p *Peers) runPeer(ctx context.Context, pe *peer) {
 	pe.mu.Unlock()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if p.cfg.Store != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.antiEntropy(ctx, pe, l) }()
+	}
 	consumed := map[string]bool{}
 	for {
 		if nc.IsConnected() {
@@ -218,7 +266,7 @@ func (p *Peers) Status(ctx context.Context) []PeerStatus {
 	out := make([]PeerStatus, 0, len(p.peers))
 	for _, pe := range p.peers {
 		pe.mu.Lock()
-		st := PeerStatus{URL: redactURL(pe.url), Connection: "disconnected", Error: pe.err, Sites: []PeerSite{}}
+		st := PeerStatus{URL: RedactURL(pe.url), Connection: "disconnected", Error: pe.err, Sites: []PeerSite{}, AntiEntropy: pe.repair}
 		if pe.nc != nil {
 			switch {
 			case pe.nc.IsConnected():
@@ -250,6 +298,119 @@ func (p *Peers) Status(ctx context.Context) []PeerStatus {
 	return out
 }
 
+// antiEntropy runs a repair pass through pe every AntiEntropy interval
+// until ctx ends. A site is asked only once this site's consumer of its
+// stream has nothing pending: until then the stream is still delivering,
+// and what is missing is on its way.
+func (p *Peers) antiEntropy(ctx context.Context, pe *peer, l *slog.Logger) {
+	t := time.NewTicker(p.cfg.AntiEntropy)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pe.mu.Lock()
+		nc, js, sites := pe.nc, pe.js, slices.Clone(pe.streams)
+		pe.mu.Unlock()
+		if nc == nil || !nc.IsConnected() {
+			continue
+		}
+		var errs []error
+		total := 0
+		for _, site := range sites {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err := p.repairSite(cctx, pe, nc, js, site)
+			cancel()
+			total += n
+			if err != nil && ctx.Err() == nil {
+				errs = append(errs, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		err := errors.Join(errs...)
+		if total > 0 {
+			l.Warn("anti-entropy fetched events that no stream delivered", "events", total)
+		}
+		if err != nil {
+			l.Warn("anti-entropy pass failed", "err", err)
+		}
+		pe.mu.Lock()
+		pe.repair.Last, pe.repair.Repaired = time.Now(), pe.repair.Repaired+uint64(total)
+		pe.repair.Error = ""
+		if err != nil {
+			pe.repair.Error = err.Error()
+		}
+		pe.mu.Unlock()
+	}
+}
+
+// repairSite runs Repair against one site when its stream is drained, for
+// what the site held both at the previous pass and now (Settled).
+func (p *Peers) repairSite(ctx context.Context, pe *peer, nc *nats.Conn, js natsjs.JetStream, site string) (int, error) {
+	info, err := consumerInfo(ctx, js, StreamName(site), PeerDurable(p.cfg.Site))
+	if err != nil || info.NumPending+uint64(info.NumAckPending) > 0 {
+		pe.setVectors(site, nil)
+		return 0, nil // not drained, or being recreated: the stream goes first
+	}
+	f := Fetcher{Conn: nc, Site: site}
+	now, err := f.Vectors(ctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		pe.setVectors(site, nil)
+		return 0, nil // the site is not running: its stream is all there is
+	}
+	if err != nil {
+		return 0, err
+	}
+	before := pe.setVectors(site, now)
+	if before == nil {
+		return 0, nil
+	}
+	return Repair(ctx, f, Settled(before, now), p.cfg.Store, p.cfg.Receiver, p.cfg.OnReceipt)
+}
+
+// setVectors records a site's latest vectors and returns the previous.
+func (pe *peer) setVectors(site string, vs map[string]events.Vector) map[string]events.Vector {
+	pe.mu.Lock()
+	defer pe.mu.Unlock()
+	if pe.vectors == nil {
+		pe.vectors = map[string]map[string]events.Vector{}
+	}
+	before := pe.vectors[site]
+	pe.vectors[site] = vs
+	return before
+}
+
+// Puller is a site pulling from this site's stream, and how far it is.
+type Puller struct {
+	Site            string
+	Applied, Behind uint64
+}
+
+// Pullers lists the sites that pull this site's stream (their PeerDurable
+// consumers on it), from the stream's own JetStream.
+func Pullers(ctx context.Context, nc *nats.Conn, site string) ([]Puller, error) {
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	st, err := js.Stream(ctx, StreamName(site))
+	if err != nil {
+		return nil, err
+	}
+	var out []Puller
+	infos := st.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if remote, ok := strings.CutPrefix(info.Name, PeerDurable("")); ok {
+			out = append(out, Puller{Site: remote, Applied: info.AckFloor.Stream, Behind: info.NumPending + uint64(info.NumAckPending)})
+		}
+	}
+	return out, infos.Err()
+}
+
 func consumerInfo(ctx context.Context, js natsjs.JetStream, stream, durable string) (*natsjs.ConsumerInfo, error) {
 	c, err := js.Consumer(ctx, stream, durable)
 	if err != nil {
@@ -258,13 +419,17 @@ func consumerInfo(ctx context.Context, js natsjs.JetStream, stream, durable stri
 	return c.Info(ctx)
 }
 
-func (pe *peer) setErr(err error) {
+// setErr records the last error (nil: none) and reports whether it differs
+// from the one before.
+func (pe *peer) setErr(err error) bool {
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
+	before := pe.err
 	pe.err = ""
 	if err != nil && !errors.Is(err, context.Canceled) {
 		pe.err = err.Error()
 	}
+	return pe.err != before
 }
 
 func (pe *peer) addStream(site string) {
@@ -274,8 +439,8 @@ func (pe *peer) addStream(site string) {
 	pe.streams = slices.Insert(pe.streams, i, site)
 }
 
-// redactURL drops credentials from a NATS URL (nats://user:pass@host).
-func redactURL(u string) string {
+// RedactURL drops credentials from a NATS URL (nats://user:pass@host).
+func RedactURL(u string) string {
 	var out []string
 	for _, part := range strings.Split(u, ",") {
 		if at := strings.LastIndex(part, "@"); at >= 0 {
