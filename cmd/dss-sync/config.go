@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nkeys"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,6 +26,13 @@ type Config struct {
 	NATSListen  string
 	NATSURL     string
 	Peers       []string
+	PeerNkeys   []string
+	NATSCreds   string
+	NATSNkey    string
+	NATSTLSCert string
+	NATSTLSKey  string
+	NATSTLSCA   string
+	AntiEntropy time.Duration
 	ClockOffset time.Duration
 	TLSCert     string
 	TLSKey      string
@@ -83,6 +91,33 @@ var settings = []setting{
 				return err
 			}
 			c.Peers = append(c.Peers, v)
+			return nil
+		}},
+	{name: "peer-nkey", repeat: true, usage: "public nkey (U...) of a site allowed to pull from this one (repeatable); with any, the embedded NATS server requires an nkey of every client, and peers may only read",
+		set: func(c *Config, v string) error {
+			if !nkeys.IsValidPublicUserKey(v) {
+				return errors.New("must be a public user nkey (56 characters starting with U), as `dss-sync nkey` prints")
+			}
+			c.PeerNkeys = append(c.PeerNkeys, v)
+			return nil
+		}},
+	{name: "nats-creds", usage: "NATS credentials file (user JWT and nkey seed) for --nats-url and --peer connections",
+		set: func(c *Config, v string) error { c.NATSCreds = v; return checkReadable(v) }},
+	{name: "nats-nkey", usage: "nkey seed file for --nats-url and --peer connections (default with --peer-nkey: this site's own, <data-dir>/nats.nk)",
+		set: func(c *Config, v string) error { c.NATSNkey = v; return checkReadable(v) }},
+	{name: "nats-tls-cert", usage: "TLS certificate (PEM) of the embedded NATS server; with --nats-tls-key, every client connects over TLS",
+		set: func(c *Config, v string) error { c.NATSTLSCert = v; return checkReadable(v) }},
+	{name: "nats-tls-key", usage: "TLS private key (PEM) of the embedded NATS server",
+		set: func(c *Config, v string) error { c.NATSTLSKey = v; return checkReadable(v) }},
+	{name: "nats-tls-ca", usage: "CA certificates (PEM) that NATS servers this site connects to (--nats-url, --peer) must chain to",
+		set: func(c *Config, v string) error { c.NATSTLSCA = v; return checkReadable(v) }},
+	{name: "anti-entropy", def: "30s", usage: "how often each peer's version vectors are compared with this site's, to fetch what no stream delivered",
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 10*time.Millisecond {
+				return errors.New("must be a Go duration of at least 10ms, such as 30s")
+			}
+			c.AntiEntropy = d
 			return nil
 		}},
 	{name: "clock-offset", def: "0", usage: "shift this site's wall clock by a Go duration, for skew drills",
@@ -194,6 +229,16 @@ func checkHostPort(v string, allowRandom bool) error {
 	return nil
 }
 
+// checkReadable checks that a file named by a setting can be read now,
+// so that a typo fails at start rather than at the first connection.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // checkNATSURLs checks a comma-separated list of NATS URLs.
 func checkNATSURLs(v string) error {
 	for _, s := range strings.Split(v, ",") {
@@ -263,6 +308,12 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return nil, usageError{errors.New("invalid --tls-cert/--tls-key: give both or neither")}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return nil, usageError{errors.New("invalid --nats-tls-cert/--nats-tls-key: give both or neither")}
+	}
+	if c.NATSCreds != "" && c.NATSNkey != "" {
+		return nil, usageError{errors.New("invalid --nats-creds/--nats-nkey: give one or the other")}
 	}
 	if c.MemoryMiB > 0 && c.heapLimitMiB() < 64 {
 		return nil, usageError{fmt.Errorf("invalid --memory-limit %d: the store alone takes about %d MiB with --cache-size %d, and the heap needs 64 more: raise the limit or lower the cache",

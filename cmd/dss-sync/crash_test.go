@@ -278,15 +278,24 @@ func verifyAfterCrash(t *testing.T, p *proc, key string, ws []*writer) int {
 
 func fetchEvents(t *testing.T, base, key string) []*events.Event {
 	t.Helper()
+	return projectEvents(t, base, key, "crash")
+}
+
+// projectEvents reads a project's whole log over the API, as NDJSON.
+func projectEvents(t *testing.T, base, key, project string) []*events.Event {
+	t.Helper()
 	var out []*events.Event
 	after := ""
 	for {
-		req, _ := http.NewRequest("GET", base+"/v1/projects/crash/events?limit=1000&after="+after, nil)
+		req, _ := http.NewRequest("GET", base+"/v1/projects/"+project+"/events?limit=1000&after="+after, nil)
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Accept", "application/x-ndjson")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if res.StatusCode != 200 {
+			t.Fatalf("events of %s: %s", project, res.Status)
 		}
 		sc := bufio.NewScanner(res.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)

@@ -59,6 +59,7 @@ commands:
   analyze    analyze FILE: check an archive or DTCG file offline (exit 1 if invalid)
   rebuild    rebuild a stopped site's projections from its event log
   audit      audit export PROJECT -o FILE | audit verify FILE
+  nkey       print this site's public NATS nkey, for the other sites' --peer-nkey
   version    print the version, commit and Go version
 `
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "rebuild":
 		err = runRebuild(ctx, args[1:], stdout, stderr)
+	case "nkey":
+		err = runNkey(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "dss-sync %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "-h", "--help":

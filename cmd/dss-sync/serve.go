@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ type Main struct {
 	API        *api.Server
 
 	archives   *archives
+	responder  *jetstream.Responder
 	holdJobs   bool // tests: do not start the job runner
 	httpServer *http.Server
 	listener   net.Listener
@@ -115,24 +117,42 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
-	url := c.NATSURL
+	outgoing, err := m.outgoingNATSOptions()
+	if err != nil {
+		return err
+	}
+	url, own := c.NATSURL, outgoing
 	if url == "" {
+		serverTLS, ownOpts, err := m.embeddedNATS()
+		if err != nil {
+			return err
+		}
+		var siteNkeyPub string
+		if len(c.PeerNkeys) > 0 {
+			if _, siteNkeyPub, err = siteNkey(c.DataDir); err != nil {
+				return err
+			}
+		}
 		if m.NATS, err = jetstream.StartServer(jetstream.ServerConfig{
 			Name: c.Site, Listen: c.NATSListen, StoreDir: m.dataPath("jetstream"), Logger: m.Logger,
+			TLS: serverTLS, SiteNkey: siteNkeyPub, PeerNkeys: c.PeerNkeys,
 		}); err != nil {
 			return err
 		}
-		url = m.NATS.URL()
-		m.Logger.Info("embedded NATS JetStream started", "url", url)
+		url, own = m.NATS.URL(), ownOpts
+		m.Logger.Info("embedded NATS JetStream started", "url", url, "tls", serverTLS != nil, "peer_nkeys", len(c.PeerNkeys))
 	}
-	if m.Conn, err = jetstream.Connect(url, "dss-sync "+c.Site,
+	if m.Conn, err = jetstream.Connect(url, "dss-sync "+c.Site, append(own,
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				m.Logger.Warn("NATS disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS reconnected", "url", nc.ConnectedUrl()) }),
-	); err != nil {
+		nats.ReconnectHandler(func(nc *nats.Conn) { m.Logger.Info("NATS reconnected", "url", jetstream.RedactURL(nc.ConnectedUrl())) }),
+	)...); err != nil {
+		return err
+	}
+	if m.responder, err = jetstream.Serve(m.Conn, c.Site, m.Store, m.Logger); err != nil {
 		return err
 	}
 	if m.Outbox, err = jetstream.NewOutbox(jetstream.OutboxConfig{
@@ -149,26 +169,35 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_events_received_total",
-		Help: "Events made elsewhere, by what the applier did with them."}, []string{"result"})
+		Help: "Events made elsewhere, by how they came (inbox: imports and tools; peer: streams and anti-entropy) and what the applier did with them."}, []string{"source", "result"})
 	skewFlags := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_skew_flags_total",
 		Help: "Clock-skew flags raised on received events (evidence only; nothing is reordered)."}, []string{"flag"})
-	onReceipt := func(_ string, rc *projections.Receipt) {
-		received.WithLabelValues("applied").Add(float64(len(rc.Applied)))
-		received.WithLabelValues("duplicate").Add(float64(rc.Duplicates))
-		received.WithLabelValues("held").Add(float64(len(rc.Held)))
-		received.WithLabelValues("refused").Add(float64(len(rc.Refused)))
-		for _, f := range rc.Flags {
-			skewFlags.WithLabelValues(f.Flag).Inc()
+	onReceipt := func(source string) func(string, *projections.Receipt) {
+		return func(_ string, rc *projections.Receipt) {
+			received.WithLabelValues(source, "applied").Add(float64(len(rc.Applied)))
+			received.WithLabelValues(source, "duplicate").Add(float64(rc.Duplicates))
+			received.WithLabelValues(source, "held").Add(float64(len(rc.Held)))
+			received.WithLabelValues(source, "refused").Add(float64(len(rc.Refused)))
+			for _, f := range rc.Flags {
+				skewFlags.WithLabelValues(f.Flag).Inc()
+			}
 		}
 	}
 	if m.Applier, err = jetstream.NewApplier(jetstream.ApplierConfig{
 		Conn: m.Conn, Stream: jetstream.InboxStream(c.Site), Durable: "applier", Site: m.Site, Logger: m.Logger,
-		OnReceipt: onReceipt,
+		OnReceipt: onReceipt("inbox"),
 	}); err != nil {
 		return err
 	}
-	if len(c.Peers) > 0 {
-		m.Peers = jetstream.NewPeers(jetstream.PeersConfig{Site: c.Site, URLs: c.Peers, Receiver: m.Site, Logger: m.Logger, OnReceipt: onReceipt})
+	// On a shared deployment (--nats-url) the other sites' streams are
+	// there: it is a peer like any other.
+	peerURLs := slices.Clone(c.Peers)
+	if c.NATSURL != "" && !slices.Contains(peerURLs, c.NATSURL) {
+		peerURLs = append(peerURLs, c.NATSURL)
+	}
+	if len(peerURLs) > 0 {
+		m.Peers = jetstream.NewPeers(jetstream.PeersConfig{Site: c.Site, URLs: peerURLs, Options: outgoing,
+			Receiver: m.Site, Store: m.Store, AntiEntropy: c.AntiEntropy, Logger: m.Logger, OnReceipt: onReceipt("peer")})
 	}
 
 	lim := archive.DefaultImportLimits
@@ -185,7 +214,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Jobs, m.archives = arch.jobs, arch
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(received, skewFlags)
+	reg.MustRegister(received, skewFlags, syncCollector{m})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_events_committed", Help: "Events this site's log holds (local commit number)."},
@@ -292,6 +321,9 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.cancel != nil {
 		m.cancel()
 		<-m.done
+	}
+	if m.responder != nil {
+		m.responder.Close()
 	}
 	if m.Conn != nil {
 		m.Conn.Close()

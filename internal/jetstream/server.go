@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,6 +23,35 @@ type ServerConfig struct {
 	StoreDir string
 	// Logger receives the server's log. Default: slog.Default().
 	Logger *slog.Logger
+	// TLS, when set, is the listener's TLS configuration: every client
+	// must then connect over TLS.
+	TLS *tls.Config
+	// SiteNkey and PeerNkeys, when SiteNkey is set, make the server require
+	// an nkey of every client: SiteNkey (the site's own connections) may do
+	// anything; each of PeerNkeys (other sites) gets PeerPermissions.
+	SiteNkey  string
+	PeerNkeys []string
+}
+
+// PeerPermissions is what another site may do on a site's NATS server:
+// read streams through its own consumers, ask the anti-entropy questions,
+// and nothing else. It may not publish events or imports, create, change,
+// purge or delete streams, delete messages or consumers, nor subscribe
+// anywhere but its own reply inboxes (so it cannot take requests meant for
+// this site).
+func PeerPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{
+			Allow: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "dss.*.sync.>", "_INBOX.>"},
+			Deny: []string{
+				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
+				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.STREAM.RESTORE.>",
+				"$JS.API.STREAM.SNAPSHOT.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",
+				"$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.PAUSE.>", "$JS.API.META.>", "$JS.API.ACCOUNT.>", "$JS.API.SERVER.>",
+			},
+		},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+	}
 }
 
 // Server is an embedded NATS server with JetStream.
@@ -57,6 +87,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		TLSConfig:  cfg.TLS,
+		TLSTimeout: 5,
+		Nkeys:      nkeyUsers(cfg.SiteNkey, cfg.PeerNkeys),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -72,6 +105,19 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("nats server on %s did not start", cfg.Listen)
 	}
 	return &Server{ns: ns}, nil
+}
+
+func nkeyUsers(site string, peers []string) []*server.NkeyUser {
+	if site == "" {
+		return nil
+	}
+	users := []*server.NkeyUser{{Nkey: site}}
+	for _, p := range peers {
+		if p != site {
+			users = append(users, &server.NkeyUser{Nkey: p, Permissions: PeerPermissions()})
+		}
+	}
+	return users
 }
 
 // URL returns the URL clients connect to.
