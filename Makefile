@@ -43,6 +43,7 @@ fuzz:
 # Longer randomized runs than `make test` does.
 soak:
 	$(GO) test -count=1 -timeout 60m -run 'TestConvergence' ./projections/ -sim.seeds=5000
+	$(GO) test -count=1 -timeout 60m -run 'TestRandomizedFaults' ./cmd/dss-sync/ -faults.seeds=500
 
 # Fails when go mod tidy or gofmt would change anything.
 check-clean:

@@ -56,9 +56,12 @@ type Main struct {
 	SigningKey ed25519.PrivateKey
 	API        *api.Server
 
-	archives   *archives
-	responder  *jetstream.Responder
-	holdJobs   bool // tests: do not start the job runner
+	archives  *archives
+	responder *jetstream.Responder
+	holdJobs  bool // tests: do not start the job runner
+	// peerTiming, when set, overrides the peers' reconnect wait, stream
+	// discovery interval and pull expiry (tests that cut links often).
+	peerTiming *jetstream.PeersConfig
 	httpServer *http.Server
 	listener   net.Listener
 	cancel     context.CancelFunc
@@ -196,8 +199,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		peerURLs = append(peerURLs, c.NATSURL)
 	}
 	if len(peerURLs) > 0 {
-		m.Peers = jetstream.NewPeers(jetstream.PeersConfig{Site: c.Site, URLs: peerURLs, Options: outgoing,
-			Receiver: m.Site, Store: m.Store, AntiEntropy: c.AntiEntropy, Logger: m.Logger, OnReceipt: onReceipt("peer")})
+		pcfg := jetstream.PeersConfig{Site: c.Site, URLs: peerURLs, Options: outgoing,
+			Receiver: m.Site, Store: m.Store, AntiEntropy: c.AntiEntropy, Logger: m.Logger, OnReceipt: onReceipt("peer")}
+		if t := m.peerTiming; t != nil {
+			pcfg.ReconnectWait, pcfg.Discover, pcfg.PullExpiry = t.ReconnectWait, t.Discover, t.PullExpiry
+		}
+		m.Peers = jetstream.NewPeers(pcfg)
 	}
 
 	lim := archive.DefaultImportLimits
@@ -266,9 +273,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); run(runCtx) }()
 	}
 	go func() { wg.Wait(); close(m.done) }()
+	srv, ln, errc := m.httpServer, m.listener, m.errc
 	go func() {
-		if err := m.httpServer.Serve(m.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.errc <- err
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
 		}
 	}()
 	m.Logger.Info("dss-sync serving", "http", m.HTTPURL(), "data_dir", c.DataDir, "version", version)

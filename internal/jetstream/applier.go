@@ -39,6 +39,9 @@ type ApplierConfig struct {
 	Gather time.Duration
 	// OnReceipt, when set, is called after each applied batch (metrics).
 	OnReceipt func(project string, rc *projections.Receipt)
+	// PullExpiry bounds each pull request; a request lost with its
+	// connection is replaced after at most this long. Default 5 s.
+	PullExpiry time.Duration
 }
 
 // Applier is the one path by which events made elsewhere enter a site: it
@@ -68,6 +71,9 @@ func NewApplier(cfg ApplierConfig) (*Applier, error) {
 	}
 	if cfg.Gather <= 0 {
 		cfg.Gather = time.Millisecond
+	}
+	if cfg.PullExpiry <= 0 {
+		cfg.PullExpiry = 5 * time.Second
 	}
 	return &Applier{cfg: cfg, js: js}, nil
 }
@@ -99,7 +105,7 @@ func (a *Applier) run(ctx context.Context) error {
 			return err
 		}
 		// A short pull expiry bounds a lost pull request (nats.go#1622).
-		batch, err := cons.Fetch(a.cfg.Batch, natsjs.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(a.cfg.Batch, natsjs.FetchMaxWait(a.cfg.PullExpiry))
 		if err != nil {
 			return fmt.Errorf("fetch: %w", err)
 		}

@@ -68,6 +68,8 @@ type PeersConfig struct {
 	// ReconnectWait is the pause between reconnection attempts to a peer.
 	// Default 1 s.
 	ReconnectWait time.Duration
+	// PullExpiry is the appliers' (see ApplierConfig). Default 5 s.
+	PullExpiry time.Duration
 }
 
 // Peers pulls events from other sites. Run starts it; Status reports on it.
@@ -220,7 +222,8 @@ func (p *Peers) runPeer(ctx context.Context, pe *peer) {
 					continue
 				}
 				a, err := NewApplier(ApplierConfig{Conn: nc, Stream: StreamName(site), Durable: PeerDurable(p.cfg.Site),
-					Site: p.cfg.Receiver, Logger: l.With("origin_stream", StreamName(site)), OnReceipt: p.cfg.OnReceipt})
+					Site: p.cfg.Receiver, Logger: l.With("origin_stream", StreamName(site)), OnReceipt: p.cfg.OnReceipt,
+					PullExpiry: p.cfg.PullExpiry})
 				if err != nil {
 					pe.setErr(err)
 					continue
@@ -299,9 +302,9 @@ func (p *Peers) Status(ctx context.Context) []PeerStatus {
 }
 
 // antiEntropy runs a repair pass through pe every AntiEntropy interval
-// until ctx ends. A site is asked only once this site's consumer of its
-// stream has nothing pending: until then the stream is still delivering,
-// and what is missing is on its way.
+// until ctx ends. A site is asked only once its stream has delivered
+// everything to this site's consumer: until then what is missing is on its
+// way.
 func (p *Peers) antiEntropy(ctx context.Context, pe *peer, l *slog.Logger) {
 	t := time.NewTicker(p.cfg.AntiEntropy)
 	defer t.Stop()
@@ -351,10 +354,13 @@ func (p *Peers) antiEntropy(ctx context.Context, pe *peer, l *slog.Logger) {
 // repairSite runs Repair against one site when its stream is drained, for
 // what the site held both at the previous pass and now (Settled).
 func (p *Peers) repairSite(ctx context.Context, pe *peer, nc *nats.Conn, js natsjs.JetStream, site string) (int, error) {
+	// Messages delivered and not acknowledged do not count: they may
+	// belong to a process of this site that crashed, and would wait for
+	// the ack timeout (30 s); Settled keeps what is merely in flight.
 	info, err := consumerInfo(ctx, js, StreamName(site), PeerDurable(p.cfg.Site))
-	if err != nil || info.NumPending+uint64(info.NumAckPending) > 0 {
+	if err != nil || info.NumPending > 0 {
 		pe.setVectors(site, nil)
-		return 0, nil // not drained, or being recreated: the stream goes first
+		return 0, nil // not delivered yet, or being recreated: the stream goes first
 	}
 	f := Fetcher{Conn: nc, Site: site}
 	now, err := f.Vectors(ctx)
