@@ -33,6 +33,7 @@ type Config struct {
 	NATSTLSKey  string
 	NATSTLSCA   string
 	AntiEntropy time.Duration
+	Replicas    int
 	ClockOffset time.Duration
 	TLSCert     string
 	TLSKey      string
@@ -118,6 +119,15 @@ var settings = []setting{
 				return errors.New("must be a Go duration of at least 10ms, such as 30s")
 			}
 			c.AntiEntropy = d
+			return nil
+		}},
+	{name: "stream-replicas", def: "1", usage: "replicas of this site's JetStream streams on a --nats-url cluster (1 to 5; the embedded server has one node)",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 5 {
+				return errors.New("must be 1 to 5")
+			}
+			c.Replicas = n
 			return nil
 		}},
 	{name: "clock-offset", def: "0", usage: "shift this site's wall clock by a Go duration, for skew drills",
@@ -311,6 +321,9 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		return nil, usageError{errors.New("invalid --nats-tls-cert/--nats-tls-key: give both or neither")}
+	}
+	if c.Replicas > 1 && c.NATSURL == "" {
+		return nil, usageError{fmt.Errorf("invalid --stream-replicas %d: replicas need a JetStream cluster (--nats-url); the embedded server is one node", c.Replicas)}
 	}
 	if c.NATSCreds != "" && c.NATSNkey != "" {
 		return nil, usageError{errors.New("invalid --nats-creds/--nats-nkey: give one or the other")}

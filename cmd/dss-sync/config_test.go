@@ -72,6 +72,13 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{[]string{"--config", write("bad.yaml", "site: [\n")}, nil, "invalid config file"},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "--config"},
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
+		{[]string{"--peer-nkey", "UNOTAKEY"}, nil, "--peer-nkey"},
+		{[]string{"--nats-creds", filepath.Join(dir, "missing.creds")}, nil, "--nats-creds"},
+		{[]string{"--nats-tls-cert", write("c.pem", "x")}, nil, "--nats-tls-cert/--nats-tls-key"},
+		{[]string{"--nats-creds", write("a.creds", "x"), "--nats-nkey", write("a.nk", "x")}, nil, "--nats-creds/--nats-nkey"},
+		{[]string{"--anti-entropy", "1ms"}, nil, "--anti-entropy"},
+		{[]string{"--stream-replicas", "3"}, nil, "--stream-replicas 3"},
+		{[]string{"--stream-replicas", "9", "--nats-url", "nats://n:4222"}, nil, "--stream-replicas"},
 	} {
 		_, err := loadConfig(tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -160,6 +160,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if m.Outbox, err = jetstream.NewOutbox(jetstream.OutboxConfig{
 		Site: c.Site, Conn: m.Conn, Feed: m.Store, Cursor: bucketCursor{m.Store.Bucket("outbox")}, Logger: m.Logger,
+		Replicas: c.Replicas,
 	}); err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := jetstream.EnsureInbox(ctx, ijs, c.Site); err != nil {
+	if _, err := jetstream.EnsureInbox(ctx, ijs, c.Site, c.Replicas); err != nil {
 		return err
 	}
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_events_received_total",
@@ -214,7 +215,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		arch.trusted[k] = true
 	}
 	jcfg := arch.jobsConfig()
-	jcfg.Site, jcfg.Conn, jcfg.Store, jcfg.Logger = c.Site, m.Conn, m.Store.Bucket("jobs"), m.Logger
+	jcfg.Site, jcfg.Conn, jcfg.Store, jcfg.Logger, jcfg.Replicas = c.Site, m.Conn, m.Store.Bucket("jobs"), m.Logger, c.Replicas
 	if arch.jobs, err = jetstream.NewJobs(ctx, jcfg); err != nil {
 		return err
 	}

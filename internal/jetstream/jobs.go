@@ -77,6 +77,8 @@ type JobsConfig struct {
 	Finish func(j *Job)
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Replicas is the job stream's replica count. Default 1.
+	Replicas int
 }
 
 // Jobs runs jobs, one at a time (a cap on concurrent imports).
@@ -108,6 +110,7 @@ func NewJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
 	if _, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
 		Name: JobStreamName(cfg.Site), Description: "chunks of site " + cfg.Site + "'s jobs (imports)",
 		Subjects: []string{"dss." + cfg.Site + ".job.>"}, Storage: natsjs.FileStorage, MaxMsgSize: 16 << 20,
+		Replicas: max(cfg.Replicas, 1),
 	}); err != nil {
 		return nil, fmt.Errorf("ensure job stream: %w", err)
 	}

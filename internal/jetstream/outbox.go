@@ -51,8 +51,10 @@ func InboxStream(site string) string { return "DSS-IN-" + site }
 // InboxSubject returns the subject events for a project are handed to a site on.
 func InboxSubject(site, project string) string { return "dss." + site + ".in." + project }
 
-// EnsureInbox creates the site's inbox stream, or updates it.
-func EnsureInbox(ctx context.Context, js natsjs.JetStream, site string) (natsjs.Stream, error) {
+// EnsureInbox creates the site's inbox stream, or updates it, with the
+// given number of replicas (1 on a single server; up to the cluster's size
+// on a JetStream cluster).
+func EnsureInbox(ctx context.Context, js natsjs.JetStream, site string, replicas int) (natsjs.Stream, error) {
 	st, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
 		Name:        InboxStream(site),
 		Description: "events handed to site " + site + " for applying",
@@ -60,6 +62,7 @@ func EnsureInbox(ctx context.Context, js natsjs.JetStream, site string) (natsjs.
 		Storage:     natsjs.FileStorage,
 		Retention:   natsjs.WorkQueuePolicy,
 		MaxMsgSize:  8 << 20,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure inbox %s: %w", InboxStream(site), err)
@@ -68,8 +71,8 @@ func EnsureInbox(ctx context.Context, js natsjs.JetStream, site string) (natsjs.
 }
 
 // EnsureStream creates the site's stream, or updates it to the expected
-// configuration, and returns it.
-func EnsureStream(ctx context.Context, js natsjs.JetStream, site string) (natsjs.Stream, error) {
+// configuration (with the given number of replicas), and returns it.
+func EnsureStream(ctx context.Context, js natsjs.JetStream, site string, replicas int) (natsjs.Stream, error) {
 	st, err := js.CreateOrUpdateStream(ctx, natsjs.StreamConfig{
 		Name:        StreamName(site),
 		Description: "dss-sync events held by site " + site,
@@ -82,6 +85,7 @@ func EnsureStream(ctx context.Context, js natsjs.JetStream, site string) (natsjs
 		// does), so the window only has to cover a publisher's retries.
 		Duplicates: DuplicateWindow,
 		MaxMsgSize: 4 << 20,
+		Replicas:   max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", StreamName(site), err)
@@ -106,6 +110,8 @@ type Outbox struct {
 	cursor Cursor
 	logger *slog.Logger
 	batch  int
+	// replicas of the stream
+	replicas int
 
 	published atomic.Uint64 // last commit number JetStream acknowledged
 	notify    chan struct{}
@@ -120,6 +126,8 @@ type OutboxConfig struct {
 	Logger *slog.Logger
 	// Batch is how many events are in flight at once. Default 1024.
 	Batch int
+	// Replicas is the stream's replica count. Default 1.
+	Replicas int
 }
 
 // NewOutbox returns an outbox; Run starts it.
@@ -134,7 +142,7 @@ func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 1024
 	}
-	return &Outbox{site: cfg.Site, js: js, feed: cfg.Feed, cursor: cfg.Cursor, logger: cfg.Logger, batch: cfg.Batch, notify: make(chan struct{}, 1)}, nil
+	return &Outbox{site: cfg.Site, js: js, feed: cfg.Feed, cursor: cfg.Cursor, logger: cfg.Logger, batch: cfg.Batch, replicas: cfg.Replicas, notify: make(chan struct{}, 1)}, nil
 }
 
 // Published returns the last commit number JetStream has acknowledged.
@@ -181,7 +189,7 @@ func retry(ctx context.Context, logger *slog.Logger, what string, run func(conte
 var errStreamMoved = errors.New("stream sequence moved")
 
 func (o *Outbox) run(ctx context.Context) error {
-	st, err := EnsureStream(ctx, o.js, o.site)
+	st, err := EnsureStream(ctx, o.js, o.site, o.replicas)
 	if err != nil {
 		return err
 	}
