@@ -119,9 +119,7 @@ func TestPeersAuthenticateWithNkeys(t *testing.T) {
 	})
 	refused("deleted paris's stream", func(c context.Context) error { return js.DeleteStream(c, jetstream.StreamName("paris")) })
 	refused("purged paris's stream", func(c context.Context) error { return st.Purge(c) })
-	refused("deleted paris's consumer of lyon", func(c context.Context) error {
-		return st.DeleteConsumer(c, jetstream.PeerDurable("lyon"))
-	})
+	refused("deleted a message of paris's stream", func(c context.Context) error { return st.DeleteMsg(c, 1) })
 	refused("subscribed to paris's anti-entropy requests", func(context.Context) error {
 		if _, err := nc.SubscribeSync("dss.paris.sync.>"); err != nil {
 			return err

@@ -84,15 +84,43 @@ func (a *Applier) Run(ctx context.Context) error {
 	return retry(ctx, a.cfg.Logger.With("stream", a.cfg.Stream), "applier paused", a.run)
 }
 
+// consumer returns the applier's durable consumer, creating it at the
+// stream's start. An existing one that still has deliveries awaiting
+// acknowledgement was left so by an earlier run (a crashed process, or a
+// failed batch): only one applier runs per durable, so none of them will
+// ever be acknowledged, and JetStream would redeliver them only after the
+// ack wait (30 s), holding everything after them in the causal buffer
+// meanwhile. Such a consumer is replaced by one starting just after its
+// acknowledged floor: everything up to it is durable here, and what comes
+// twice is dropped as a duplicate.
 func (a *Applier) consumer(ctx context.Context) (natsjs.Consumer, error) {
-	return a.js.CreateOrUpdateConsumer(ctx, a.cfg.Stream, natsjs.ConsumerConfig{
+	cfg := natsjs.ConsumerConfig{
 		Durable:        a.cfg.Durable,
 		FilterSubjects: a.cfg.FilterSubjects,
 		AckPolicy:      natsjs.AckExplicitPolicy,
 		AckWait:        30 * time.Second,
 		MaxAckPending:  20_000,
 		DeliverPolicy:  natsjs.DeliverAllPolicy,
-	})
+	}
+	c, err := a.js.Consumer(ctx, a.cfg.Stream, a.cfg.Durable)
+	if errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return a.js.CreateConsumer(ctx, a.cfg.Stream, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := c.CachedInfo()
+	if info.NumAckPending == 0 {
+		return c, nil
+	}
+	floor := info.AckFloor.Stream
+	a.cfg.Logger.Info("consumer restarted after its last acknowledged message; unacknowledged deliveries of an earlier run are fetched again",
+		"consumer", a.cfg.Durable, "stream", a.cfg.Stream, "ack_floor", floor, "unacknowledged", info.NumAckPending)
+	if err := a.js.DeleteConsumer(ctx, a.cfg.Stream, a.cfg.Durable); err != nil && !errors.Is(err, natsjs.ErrConsumerNotFound) {
+		return nil, err
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = natsjs.DeliverByStartSequencePolicy, floor+1
+	return a.js.CreateConsumer(ctx, a.cfg.Stream, cfg)
 }
 
 func (a *Applier) run(ctx context.Context) error {

@@ -236,3 +236,76 @@ func TestApplierMessages(t *testing.T) {
 		t.Fatalf("receipts show %d held and %d duplicates, want 10 held and at least 20 duplicates", held, dups)
 	}
 }
+
+// TestApplierReplacesAConsumerLeftUnacknowledged: a process of the site
+// crashed holding 15 delivered, unacknowledged messages of its consumer
+// (five were acknowledged). The applier started next replaces the consumer
+// from its acknowledged floor and applies everything at once, instead of
+// waiting 30 s for JetStream to redeliver them.
+func TestApplierReplacesAConsumerLeftUnacknowledged(t *testing.T) {
+	ctx := context.Background()
+	srv := jetstreamtest.RunServer(t)
+	nc := jetstreamtest.Connect(t, srv)
+	js, _ := natsjs.New(nc)
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "FROM", Subjects: []string{"from.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := pebble.Open(t.TempDir(), pebble.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	site, _ := projections.NewSite(projections.SiteConfig{ID: "lyon", Storage: store})
+	sim, _ := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(3))})
+	sim.CreateProject(ctx, "design", "", "sim")
+	for i := 0; i < 19; i++ {
+		sim.ApplyOne(ctx, "design", "sim", projections.Change{Path: fmt.Sprintf("n.t%d", i), Data: json.RawMessage(`{"$type":"number","$value":1}`)})
+	}
+	var evs []*events.Event
+	sim.Storage().View(ctx, "design", func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
+	})
+	for _, e := range evs {
+		b, _ := json.Marshal(e)
+		if _, err := js.Publish(ctx, "from.design", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The crashed run: its consumer, as the applier makes it, fetched all
+	// 20, applied and acknowledged the first five, then died.
+	cons, err := js.CreateConsumer(ctx, "FROM", natsjs.ConsumerConfig{Durable: "lyon", AckPolicy: natsjs.AckExplicitPolicy, AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if n < 5 {
+			e, _ := events.ParseJSON(m.Data())
+			if _, err := site.Receive(ctx, "design", []*events.Event{e}); err != nil {
+				t.Fatal(err)
+			}
+			m.Ack()
+		}
+		n++
+	}
+	retryUntil(t, 5*time.Second, "the crashed run's state", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 15 && info.AckFloor.Stream == 5
+	})
+
+	a, _ := jetstream.NewApplier(jetstream.ApplierConfig{Conn: nc, Stream: "FROM", Durable: "lyon", Site: site, Logger: quiet})
+	runInBackground(t, ctx, a.Run)
+	retryUntil(t, 10*time.Second, "all 20 events applied, long before the 30 s ack wait", func() bool {
+		p, err := site.Project(ctx, "design")
+		return err == nil && p.Counts.Events == 20
+	})
+	cons, _ = js.Consumer(ctx, "FROM", "lyon")
+	retryUntil(t, 5*time.Second, "the new consumer drained", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 20
+	})
+}

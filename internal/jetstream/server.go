@@ -36,9 +36,13 @@ type ServerConfig struct {
 // PeerPermissions is what another site may do on a site's NATS server:
 // read streams through its own consumers, ask the anti-entropy questions,
 // and nothing else. It may not publish events or imports, create, change,
-// purge or delete streams, delete messages or consumers, nor subscribe
-// anywhere but its own reply inboxes (so it cannot take requests meant for
-// this site).
+// purge or delete streams, delete messages, nor subscribe anywhere but its
+// own reply inboxes (so it cannot take requests meant for this site). It
+// may delete consumers: an applier replaces its own consumer after a crash
+// (see Applier), and NATS subjects cannot tell its consumer from another
+// site's (wildcards match whole tokens only). The worst another key could
+// do with that is make a peer start its stream over: duplicates, which
+// are dropped, never a loss.
 func PeerPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
@@ -47,7 +51,7 @@ func PeerPermissions() *server.Permissions {
 				"$JS.API.STREAM.CREATE.>", "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.DELETE.>",
 				"$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.STREAM.RESTORE.>",
 				"$JS.API.STREAM.SNAPSHOT.>", "$JS.API.STREAM.PEER.>", "$JS.API.STREAM.LEADER.>",
-				"$JS.API.CONSUMER.DELETE.>", "$JS.API.CONSUMER.PAUSE.>", "$JS.API.META.>", "$JS.API.ACCOUNT.>", "$JS.API.SERVER.>",
+				"$JS.API.CONSUMER.PAUSE.>", "$JS.API.META.>", "$JS.API.ACCOUNT.>", "$JS.API.SERVER.>",
 			},
 		},
 		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
