@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,32 @@ type Site struct {
 
 	aheadTolerance, driftLimit time.Duration
 	skew                       skewWatch
+
+	// hold, when set, refuses every event this site would make (see
+	// HoldWrites).
+	hold atomic.Pointer[error]
+}
+
+// HoldWrites makes the site refuse to make events, with err (an
+// EUNAVAILABLE *events.Error, for instance), until HoldWrites(nil). Events
+// made elsewhere are still received. A site restored from a backup holds
+// its writes until it has caught up with its peers: a new event of its own
+// would take a seq its pre-restore self may already have used, and fork its
+// chain.
+func (s *Site) HoldWrites(err error) {
+	if err == nil {
+		s.hold.Store(nil)
+		return
+	}
+	s.hold.Store(&err)
+}
+
+// WritesHeld returns the error writes are refused with, or nil.
+func (s *Site) WritesHeld() error {
+	if p := s.hold.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // SiteConfig configures a Site.
@@ -83,6 +110,9 @@ func (s *Site) Now() time.Time { return s.now() }
 // stamp makes the next event of this site in tx's project: seq after the
 // site's head, Lamport above everything the project has seen.
 func (s *Site) stamp(tx Tx, d events.Draft) (*events.Event, error) {
+	if err := s.WritesHeld(); err != nil {
+		return nil, err
+	}
 	head, err := tx.Head(s.id)
 	if err != nil {
 		return nil, err

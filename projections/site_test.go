@@ -10,6 +10,7 @@ import (
 
 	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/projections"
+	"github.com/oklog/ulid/v2"
 )
 
 // fakeClock is an injected wall clock that moves only when told.
@@ -182,5 +183,45 @@ func TestSiteComponents(t *testing.T) {
 	p, _ := s.Project(ctx, "design")
 	if p.Counts.Tokens != 1 || p.Counts.Components != 1 || p.Counts.Events != 3 {
 		t.Fatalf("counts %+v", p.Counts)
+	}
+}
+
+// TestHoldWrites: a held site makes no event (writes, project creation,
+// conflict resolution all fail with the hold's error) but still receives
+// events made elsewhere; released, it writes again after them.
+func TestHoldWrites(t *testing.T) {
+	ctx := context.Background()
+	paris := newSite(t, "paris", projections.NewMemory(), 1)
+	lyon := newSite(t, "lyon", projections.NewMemory(), 2)
+	if _, err := lyon.CreateProject(ctx, "design", "Design", "tester"); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, lyon, "design", put("a.b", `{"$type":"number","$value":1}`))
+	held := events.Errorf(events.EUNAVAILABLE, "restored from a backup: catching up")
+	paris.HoldWrites(held)
+	if _, err := paris.CreateProject(ctx, "other", "Other", "tester"); events.ErrorCode(err) != events.EUNAVAILABLE {
+		t.Fatalf("create project while held: %v", err)
+	}
+	evs, err := lyon.Events(ctx, "design", ulid.ULID{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := paris.Receive(ctx, "design", evs); err != nil || len(rc.Applied) != len(evs) {
+		t.Fatalf("receive while held: %+v %v", rc, err)
+	}
+	if _, err := paris.Apply(ctx, "design", "tester", []projections.Change{put("a.c", `{"$type":"number","$value":2}`)}); events.ErrorCode(err) != events.EUNAVAILABLE {
+		t.Fatalf("write while held: %v", err)
+	}
+	if paris.WritesHeld() != held {
+		t.Fatal("WritesHeld does not return the hold's error")
+	}
+	paris.HoldWrites(nil)
+	res := mustApply(t, paris, "design", put("a.c", `{"$type":"number","$value":2}`))
+	if res[0].Event == nil {
+		t.Fatal("no event after the release")
+	}
+	p, _ := paris.Project(ctx, "design")
+	if p.Vector["paris"] != 1 || p.Vector["lyon"] != uint64(len(evs)) {
+		t.Fatalf("vector after release: %v", p.Vector)
 	}
 }
