@@ -111,6 +111,8 @@ type Config struct {
 	// Feed is the site's durable commit feed, which live event streams
 	// follow; nil answers 501.
 	Feed events.Feed
+	// Backups takes backups (GET /v1/admin/backup); nil: not available.
+	Backups Backups
 }
 
 // Server is the HTTP API of one site.
@@ -216,6 +218,7 @@ func (s *Server) routes() {
 		{"POST", "/v1/projects/{p}/import", ScopeWrite, s.importProject},
 		{"GET", "/v1/jobs/{id}", ScopeRead, s.job},
 		{"GET", "/v1/sync/status", ScopeRead, s.syncStatus},
+		{"GET", "/v1/admin/backup", ScopeAdmin, s.backup},
 		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, s.eventStream},
 	} {
 		s.router.Handle(rt.path, s.wrap(rt)).Methods(rt.method).Name(rt.method + " " + rt.path)

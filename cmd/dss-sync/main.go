@@ -59,6 +59,8 @@ commands:
   analyze    analyze FILE: check an archive or DTCG file offline (exit 1 if invalid)
   rebuild    rebuild a stopped site's projections from its event log
   audit      audit export PROJECT -o FILE | audit verify FILE
+  backup     backup -o FILE: a consistent backup of a running site, checked before it is kept
+  restore    restore FILE --data-dir DIR: unpack a checked backup into an empty data dir
   nkey       print this site's public NATS nkey, for the other sites' --peer-nkey
   version    print the version, commit and Go version
 `
@@ -86,6 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runRebuild(ctx, args[1:], stdout, stderr)
 	case "nkey":
 		err = runNkey(args[1:], stdout)
+	case "backup":
+		err = runBackup(ctx, args[1:], stdout, stderr, getenv)
+	case "restore":
+		err = runRestore(args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "dss-sync %s (commit %s, %s)\n", version, commit, runtime.Version())
 	case "help", "-h", "--help":

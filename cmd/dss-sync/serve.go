@@ -235,7 +235,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.API = api.NewServer(api.Config{
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
-		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m}, Feed: m.Store,
+		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m}, Feed: m.Store, Backups: m,
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -259,6 +259,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.listener = tls.NewListener(m.listener, m.httpServer.TLSConfig)
 	}
 
+	catchUp, err := m.holdWritesIfRestored()
+	if err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done, m.errc = cancel, make(chan struct{}), make(chan error, 1)
 	var wg sync.WaitGroup
@@ -268,6 +272,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if m.Peers != nil {
 		runs = append(runs, m.Peers.Run)
+	}
+	if catchUp != nil {
+		runs = append(runs, catchUp)
 	}
 	for _, run := range runs {
 		wg.Add(1)
@@ -300,6 +307,9 @@ func (m *Main) HTTPURL() string {
 func (m *Main) Err() <-chan error { return m.errc }
 
 func (m *Main) ready(ctx context.Context) error {
+	if err := m.Site.WritesHeld(); err != nil {
+		return err
+	}
 	if m.Conn == nil || !m.Conn.IsConnected() {
 		return errors.New("NATS is not connected")
 	}

@@ -390,6 +390,64 @@ func (pe *peer) setVectors(site string, vs map[string]events.Vector) map[string]
 	return before
 }
 
+// CatchUp returns once this site holds everything that every site it
+// pulls through each peer held when asked: for every peer, once connected,
+// it asks each site found there for its vectors and fetches what is missing
+// (Repair), retrying every interval until a full round through the peer
+// succeeds. A site restored from a backup runs it before it takes writes
+// again. It returns early only with ctx's error.
+func (p *Peers) CatchUp(ctx context.Context, interval time.Duration) error {
+	done := make([]bool, len(p.peers))
+	for {
+		left := 0
+		for i, pe := range p.peers {
+			if done[i] {
+				continue
+			}
+			pe.mu.Lock()
+			nc, js := pe.nc, pe.js
+			pe.mu.Unlock()
+			if nc != nil && nc.IsConnected() && p.cfg.Store != nil {
+				done[i] = p.catchUpPeer(ctx, nc, js) == nil
+			}
+			if !done[i] {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (p *Peers) catchUpPeer(ctx context.Context, nc *nats.Conn, js natsjs.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	sites, err := p.discover(ctx, js)
+	if err != nil {
+		return err
+	}
+	for _, site := range sites {
+		f := Fetcher{Conn: nc, Site: site}
+		vs, err := f.Vectors(ctx)
+		if errors.Is(err, nats.ErrNoResponders) {
+			continue // not running: nothing to ask
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := Repair(ctx, f, vs, p.cfg.Store, p.cfg.Receiver, p.cfg.OnReceipt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Puller is a site pulling from this site's stream, and how far it is.
 type Puller struct {
 	Site            string
