@@ -77,9 +77,13 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status == http.StatusTooManyRequests {
 		var ra interface{ RetryAfter() time.Duration }
 		if errors.As(err, &ra) {
-			w.Header().Set("Retry-After", strconv.Itoa(int(ra.RetryAfter().Seconds()+0.999)))
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ra.RetryAfter())))
 		} else {
 			w.Header().Set("Retry-After", "1")
+		}
+		var rl *RateLimitError
+		if rec, ok := w.(*statusRecorder); ok && errors.As(err, &rl) {
+			rec.limitedBy = rl.Reason
 		}
 	}
 	if p.Status == http.StatusUnauthorized {

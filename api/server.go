@@ -111,6 +111,9 @@ type Config struct {
 	// Feed is the site's durable commit feed, which live event streams
 	// follow; nil answers 501.
 	Feed events.Feed
+	// Limits bounds request rates per client address, per key and for
+	// failed authentication. The zero value limits nothing.
+	Limits Limits
 	// Backups takes backups (GET /v1/admin/backup); nil: not available.
 	Backups Backups
 }
@@ -120,6 +123,7 @@ type Server struct {
 	cfg     Config
 	router  *mux.Router
 	metrics *httpMetrics
+	limits  *rateLimits
 	// closing ends the live event streams (CloseStreams), which would
 	// otherwise hold a graceful shutdown until their clients leave.
 	closing     context.Context
@@ -149,6 +153,7 @@ func NewServer(cfg Config) *Server {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
 	s := &Server{cfg: cfg, router: mux.NewRouter().UseEncodedPath(), metrics: newHTTPMetrics(cfg.Registry)}
+	s.limits = newRateLimits(cfg.Limits, cfg.Registry)
 	s.closing, s.closeStream = context.WithCancel(context.Background())
 	s.routes()
 	return s
@@ -225,13 +230,17 @@ func (s *Server) routes() {
 	}
 }
 
-// wrap adds auth, scope checks and metrics to a route's handler.
+// wrap adds rate limits, auth, scope checks and metrics to a route's
+// handler. The health probes are never limited.
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		defer func() {
 			s.metrics.observe(rt, rec.status, time.Since(start))
+			if rec.limitedBy != "" {
+				s.limits.limited.WithLabelValues(rec.limitedBy).Inc()
+			}
 			l := logger(r.Context())
 			level := slog.LevelInfo
 			if rt.path == "/healthz" || rt.path == "/readyz" || rt.path == "/metrics" {
@@ -240,9 +249,30 @@ func (s *Server) wrap(rt route) http.Handler {
 			l.Log(r.Context(), level, "request", "method", r.Method, "route", rt.path, "status", rec.status,
 				"duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes", rec.bytes)
 		}()
+		var client string
+		if rt.path != "/healthz" && rt.path != "/readyz" {
+			client = s.limits.clientKey(r)
+			if err := s.limits.limitIP(client); err != nil {
+				Error(rec, r, err)
+				return
+			}
+		}
 		if rt.scope != "" {
+			// An address that has used up its failures is refused before
+			// its key is looked at: guessing costs the guesser, not us.
+			if err := s.limits.checkAuthFailures(client); err != nil {
+				Error(rec, r, err)
+				return
+			}
 			p, err := s.authenticate(r)
 			if err != nil {
+				if events.ErrorCode(err) == events.EUNAUTHORIZED {
+					s.limits.authFailure(client)
+				}
+				Error(rec, r, err)
+				return
+			}
+			if err := s.limits.limitKey(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), p.Actor()); err != nil {
 				Error(rec, r, err)
 				return
 			}
@@ -360,6 +390,8 @@ type statusRecorder struct {
 	status      int
 	bytes       int
 	wroteHeader bool
+	// limitedBy is the reason of the RateLimitError answered, if any.
+	limitedBy string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
