@@ -21,6 +21,18 @@ func (b *Bucket) Set(key string, value []byte) error {
 	return b.s.db.Set(b.key(key), value, b.s.writeOpts())
 }
 
+// SetMany stores every pair in one batch, durably: all of them or none.
+func (b *Bucket) SetMany(kv map[string][]byte) error {
+	batch := b.s.db.NewBatch()
+	defer batch.Close()
+	for k, v := range kv {
+		if err := batch.Set(b.key(k), v, nil); err != nil {
+			return err
+		}
+	}
+	return batch.Commit(b.s.writeOpts())
+}
+
 // Delete removes key, durably.
 func (b *Bucket) Delete(key string) error { return b.s.db.Delete(b.key(key), b.s.writeOpts()) }
 
