@@ -176,6 +176,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Help: "Events made elsewhere, by how they came (inbox: imports and tools; peer: streams and anti-entropy) and what the applier did with them."}, []string{"source", "result"})
 	skewFlags := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_skew_flags_total",
 		Help: "Clock-skew flags raised on received events (evidence only; nothing is reordered)."}, []string{"flag"})
+	// Every series exists from the start, so that rate() and increase()
+	// see the first event too.
+	for _, source := range []string{"peer", "inbox"} {
+		for _, result := range []string{"applied", "duplicate", "held", "refused"} {
+			received.WithLabelValues(source, result)
+		}
+	}
+	for _, f := range []string{projections.FlagAheadOfReceiver, projections.FlagClockDrift, projections.FlagWallBeforeAncestor} {
+		skewFlags.WithLabelValues(f)
+	}
 	onReceipt := func(source string) func(string, *projections.Receipt) {
 		return func(_ string, rc *projections.Receipt) {
 			received.WithLabelValues(source, "applied").Add(float64(len(rc.Applied)))
@@ -222,7 +232,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Jobs, m.archives = arch.jobs, arch
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(received, skewFlags, syncCollector{m})
+	reg.MustRegister(received, skewFlags, syncCollector{m}, healthCollector{m})
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_events_committed", Help: "Events this site's log holds (local commit number)."},
