@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/dss-sync/dss-sync/api"
@@ -31,6 +32,48 @@ type archives struct {
 	maxPlan int
 	// maxReplace is the most records a replace (one transaction) holds.
 	maxReplace int
+	// maxQueued bounds the imports in progress (--import-queue): requests
+	// being received and checked, and the jobs they submitted that are
+	// not finished. 0: no bound.
+	maxQueued int
+	mu        sync.Mutex
+	receiving int
+	queued    map[string]bool // job ids submitted since this start
+}
+
+// importRetry is the Retry-After of an import refused because the queue
+// is full: imports take seconds to minutes.
+const importRetry = 10 * time.Second
+
+// admit counts an import in, or refuses it with 429 when maxQueued are in
+// progress. The caller calls done(""), or done(job id) when it submitted a
+// job: that job then counts until it finishes (release).
+func (a *archives) admit() (done func(job string), err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxQueued > 0 && a.receiving+len(a.queued) >= a.maxQueued {
+		return nil, api.RateLimited("import_queue", importRetry,
+			"%d imports are in progress, the most this site takes at once (--import-queue): retry later", a.maxQueued)
+	}
+	a.receiving++
+	return func(job string) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.receiving--
+		if job != "" {
+			if a.queued == nil {
+				a.queued = map[string]bool{}
+			}
+			a.queued[job] = true
+		}
+	}, nil
+}
+
+// release stops counting a job.
+func (a *archives) release(job string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.queued, job)
 }
 
 // Chunk sizes: records per JetStream message of an import job, and
@@ -157,6 +200,16 @@ func paramsFor(in *archive.Input, req api.ImportRequest, project *projections.Pr
 }
 
 func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.ImportAnswer, error) {
+	admitted, err := a.admit()
+	if err != nil {
+		return nil, err
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			admitted("")
+		}
+	}()
 	path, _, err := a.spool(req.Body)
 	if err != nil {
 		return nil, err
@@ -192,7 +245,12 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 	params.File, params.Records = path, records
 	raw, _ := json.Marshal(params)
 	j := &jetstream.Job{ID: jetstream.NewJobID(), Kind: "import", Project: req.Project, Params: raw, Atomic: params.Strategy == "replace"}
+	// Counted as queued before the runner can see it: it may finish (and
+	// be released) before Submit returns.
+	admitted(j.ID)
+	handedOver = true
 	if err := a.jobs.Submit(ctx, j, producer(in, opt)); err != nil {
+		a.release(j.ID)
 		return nil, err
 	}
 	keep = true // the job owns the file now
@@ -380,6 +438,7 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 			}, nil
 		},
 		Finish: func(j *jetstream.Job) {
+			a.release(j.ID)
 			if p, err := params(j); err == nil && filepath.Dir(p.File) == a.m.dataPath("tmp") {
 				os.Remove(p.File)
 			}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dss-sync/dss-sync/api"
 	"github.com/nats-io/nkeys"
 	"gopkg.in/yaml.v3"
 )
@@ -46,6 +48,14 @@ type Config struct {
 	ImportBytes int64
 	ImportToks  int
 	TrustKeys   []string
+	// Limits: request rates, trusted proxies, HTTP timeouts, import queue.
+	RateIP, RateKey, RateAuth api.Rate
+	TrustedProxies            []netip.Prefix
+	ReadHeaderTimeout         time.Duration
+	ReadTimeout               time.Duration
+	WriteTimeout              time.Duration
+	IdleTimeout               time.Duration
+	ImportQueue               int
 }
 
 // setting is one configuration setting: its name (the flag and file key),
@@ -222,6 +232,53 @@ var settings = []setting{
 			c.MaxBody = n
 			return nil
 		}},
+	{name: "rate-limit-ip", def: "100/s:200", usage: "requests per client address (IPv6: per /64), every route but /healthz and /readyz, as RATE/s|m|h:BURST, or off",
+		set: func(c *Config, v string) (err error) { c.RateIP, err = api.ParseRate(v); return err }},
+	{name: "rate-limit-key", def: "50/s:100", usage: "requests per API key, as RATE/s|m|h:BURST, or off",
+		set: func(c *Config, v string) (err error) { c.RateKey, err = api.ParseRate(v); return err }},
+	{name: "rate-limit-auth-failures", def: "1/s:10", usage: "failed authentications (401) per client address; past it, the address gets 429 before its key is checked; RATE/s|m|h:BURST, or off",
+		set: func(c *Config, v string) (err error) { c.RateAuth, err = api.ParseRate(v); return err }},
+	{name: "trusted-proxies", repeat: true, usage: "addresses or CIDRs of reverse proxies whose X-Forwarded-For names the client (comma-separated or repeatable; none: the header is ignored)",
+		set: func(c *Config, v string) error {
+			for _, s := range strings.Split(v, ",") {
+				s = strings.TrimSpace(s)
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					a, aerr := netip.ParseAddr(s)
+					if aerr != nil {
+						return fmt.Errorf("%q is not an address or CIDR such as 10.0.0.0/8", s)
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+			}
+			return nil
+		}},
+	{name: "read-header-timeout", def: "10s", usage: "time a client has to send a request's headers",
+		set: func(c *Config, v string) (err error) { c.ReadHeaderTimeout, err = positiveDuration(v); return err }},
+	{name: "read-timeout", def: "2m", usage: "time a client has to send a whole request, body included (an import's upload too)",
+		set: func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
+	{name: "write-timeout", def: "10m", usage: "time to answer a request, from the end of its headers (an export's download too; live event streams are exempt)",
+		set: func(c *Config, v string) (err error) { c.WriteTimeout, err = positiveDuration(v); return err }},
+	{name: "idle-timeout", def: "2m", usage: "how long a kept-alive connection may wait for its next request",
+		set: func(c *Config, v string) (err error) { c.IdleTimeout, err = positiveDuration(v); return err }},
+	{name: "import-queue", def: "4", usage: "most imports in progress at once (being received, checked, queued or running; they run one at a time); more get 429",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10_000 {
+				return errors.New("must be a count from 1 to 10000")
+			}
+			c.ImportQueue = n
+			return nil
+		}},
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New("must be a positive Go duration such as 30s or 2m")
+	}
+	return d, nil
 }
 
 func checkHostPort(v string, allowRandom bool) error {
@@ -327,6 +384,9 @@ func loadConfig(args []string, getenv func(string) string) (*Config, error) {
 	}
 	if c.NATSCreds != "" && c.NATSNkey != "" {
 		return nil, usageError{errors.New("invalid --nats-creds/--nats-nkey: give one or the other")}
+	}
+	if c.ReadHeaderTimeout > c.ReadTimeout {
+		return nil, usageError{fmt.Errorf("invalid --read-header-timeout %s: longer than --read-timeout %s, which covers the headers too", c.ReadHeaderTimeout, c.ReadTimeout)}
 	}
 	if c.MemoryMiB > 0 && c.heapLimitMiB() < 64 {
 		return nil, usageError{fmt.Errorf("invalid --memory-limit %d: the store alone takes about %d MiB with --cache-size %d, and the heap needs 64 more: raise the limit or lower the cache",

@@ -79,6 +79,18 @@ func TestConfigRefusesBadSettings(t *testing.T) {
 		{[]string{"--anti-entropy", "1ms"}, nil, "--anti-entropy"},
 		{[]string{"--stream-replicas", "3"}, nil, "--stream-replicas 3"},
 		{[]string{"--stream-replicas", "9", "--nats-url", "nats://n:4222"}, nil, "--stream-replicas"},
+		{[]string{"--rate-limit-ip", "fast"}, nil, "--rate-limit-ip"},
+		{[]string{"--rate-limit-key", "10/d"}, nil, "--rate-limit-key"},
+		{nil, map[string]string{"DSS_SYNC_RATE_LIMIT_AUTH_FAILURES": "1/s:0"}, "DSS_SYNC_RATE_LIMIT_AUTH_FAILURES"},
+		{[]string{"--config", write("rate.yaml", "rate-limit-ip: 100\n")}, nil, "rate-limit-ip"},
+		{[]string{"--trusted-proxies", "10.0.0.0/33"}, nil, "--trusted-proxies"},
+		{[]string{"--trusted-proxies", "proxy.local"}, nil, "--trusted-proxies"},
+		{[]string{"--read-header-timeout", "0"}, nil, "--read-header-timeout"},
+		{[]string{"--read-timeout", "-1s"}, nil, "--read-timeout"},
+		{[]string{"--write-timeout", "forever"}, nil, "--write-timeout"},
+		{[]string{"--idle-timeout", "10"}, nil, "--idle-timeout"},
+		{[]string{"--read-header-timeout", "3m"}, nil, "--read-header-timeout 3m0s: longer than --read-timeout"},
+		{[]string{"--import-queue", "0"}, nil, "--import-queue"},
 	} {
 		_, err := loadConfig(tc.args, env(tc.env))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

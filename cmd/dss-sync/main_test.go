@@ -26,7 +26,10 @@ import (
 func MustRunMain(t testing.TB, dir, site string, flags ...string) *Main {
 	t.Helper()
 	var args []string
-	for _, d := range [][2]string{{"--data-dir", dir}, {"--http-addr", "127.0.0.1:0"}, {"--nats-listen", "127.0.0.1:-1"}, {"--site", site}} {
+	// Tests poll sites faster than any client should: the request rate
+	// limits are off unless a test sets them (limits_test.go does).
+	for _, d := range [][2]string{{"--data-dir", dir}, {"--http-addr", "127.0.0.1:0"}, {"--nats-listen", "127.0.0.1:-1"}, {"--site", site},
+		{"--rate-limit-ip", "off"}, {"--rate-limit-key", "off"}} {
 		if !slices.Contains(flags, d[0]) {
 			args = append(args, d[0], d[1])
 		}

@@ -220,7 +220,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	lim := archive.DefaultImportLimits
 	lim.Zip.MaxArchiveBytes, lim.DTCG.MaxTokens = c.ImportBytes, c.ImportToks
-	arch := &archives{m: m, limits: lim, trusted: map[string]bool{}, syncRecords: 20_000, maxPlan: 200_000, maxReplace: 250_000}
+	arch := &archives{m: m, limits: lim, trusted: map[string]bool{}, syncRecords: 20_000, maxPlan: 200_000, maxReplace: 250_000, maxQueued: c.ImportQueue}
 	for _, k := range c.TrustKeys {
 		arch.trusted[k] = true
 	}
@@ -246,6 +246,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
 		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m}, Feed: m.Store, Backups: m,
+		Limits: api.Limits{PerIP: c.RateIP, PerKey: c.RateKey, AuthFailures: c.RateAuth, TrustedProxies: c.TrustedProxies},
 	})
 
 	if m.listener, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -253,10 +254,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.httpServer = &http.Server{
 		Handler:           m.API,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      10 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		IdleTimeout:       c.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
 	m.httpServer.RegisterOnShutdown(m.API.CloseStreams)
