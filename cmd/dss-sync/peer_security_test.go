@@ -160,12 +160,18 @@ func TestPeersOverTLS(t *testing.T) {
 // key, PEM, into dir.
 func selfSignedCert(t *testing.T, dir string) (certPath, keyPath string) {
 	t.Helper()
+	return selfSignedCertNamed(t, dir, "dss-sync test")
+}
+
+// selfSignedCertNamed is selfSignedCert with the certificate's common name.
+func selfSignedCertNamed(t *testing.T, dir, name string) (certPath, keyPath string) {
+	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dss-sync test"},
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,7 +59,8 @@ type Main struct {
 
 	archives  *archives
 	responder *jetstream.Responder
-	holdJobs  bool // tests: do not start the job runner
+	tlsCert   atomic.Pointer[tls.Certificate] // the HTTPS pair in use (ReloadTLS)
+	holdJobs  bool                            // tests: do not start the job runner
 	// peerTiming, when set, overrides the peers' reconnect wait, stream
 	// discovery interval and pull expiry (tests that cut links often).
 	peerTiming *jetstream.PeersConfig
@@ -262,11 +264,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.httpServer.RegisterOnShutdown(m.API.CloseStreams)
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return fmt.Errorf("invalid --tls-cert/--tls-key: %w", err)
+		if err := m.ReloadTLS(); err != nil {
+			return err
 		}
-		m.httpServer.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+		m.httpServer.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS13,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return m.tlsCert.Load(), nil }}
 		m.listener = tls.NewListener(m.listener, m.httpServer.TLSConfig)
 	}
 
@@ -299,6 +301,21 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	m.Logger.Info("dss-sync serving", "http", m.HTTPURL(), "data_dir", c.DataDir, "version", version)
+	return nil
+}
+
+// ReloadTLS reads --tls-cert and --tls-key again (SIGHUP): new handshakes
+// use the new pair, open connections keep theirs. A pair that does not load
+// leaves the one in use in place.
+func (m *Main) ReloadTLS() error {
+	cert, err := tls.LoadX509KeyPair(m.Config.TLSCert, m.Config.TLSKey)
+	if err != nil {
+		return fmt.Errorf("invalid --tls-cert/--tls-key: %w", err)
+	}
+	if cert.Leaf != nil {
+		m.Logger.Info("TLS certificate loaded", "subject", cert.Leaf.Subject.String(), "not_after", cert.Leaf.NotAfter)
+	}
+	m.tlsCert.Store(&cert)
 	return nil
 }
 
@@ -494,12 +511,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		m.Logger.Info("shutting down")
-	case serveErr = <-m.Err():
-		m.Logger.Error("serving failed", "err", serveErr)
+	for serving := true; serving; {
+		select {
+		case <-ctx.Done():
+			m.Logger.Info("shutting down")
+			serving = false
+		case serveErr = <-m.Err():
+			m.Logger.Error("serving failed", "err", serveErr)
+			serving = false
+		case <-hup:
+			if cfg.TLSCert == "" {
+				m.Logger.Info("SIGHUP: nothing to reload (no --tls-cert)")
+			} else if err := m.ReloadTLS(); err != nil {
+				m.Logger.Error("SIGHUP: TLS certificate not reloaded; the previous one stays in use", "err", err)
+			}
+		}
 	}
 	return errors.Join(serveErr, m.Close(context.Background()))
 }
