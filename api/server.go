@@ -236,6 +236,7 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
+		var client string // the address the limits count the request against
 		defer func() {
 			s.metrics.observe(rt, rec.status, time.Since(start))
 			if rec.limitedBy != "" {
@@ -247,9 +248,8 @@ func (s *Server) wrap(rt route) http.Handler {
 				level = slog.LevelDebug
 			}
 			l.Log(r.Context(), level, "request", "method", r.Method, "route", rt.path, "status", rec.status,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes", rec.bytes)
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes", rec.bytes, "client", client)
 		}()
-		var client string
 		if rt.path != "/healthz" && rt.path != "/readyz" {
 			client = s.limits.clientKey(r)
 			if err := s.limits.limitIP(client); err != nil {
