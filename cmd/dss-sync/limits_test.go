@@ -400,8 +400,8 @@ func TestImportQueueBound(t *testing.T) {
 	}
 }
 
-// TestConfigLimits: the limit settings' defaults, and each form (flag,
-// environment, file) read.
+// TestConfigLimits: the limit settings' defaults (which the sample config
+// shows), and each form (flag, environment, file) read.
 func TestConfigLimits(t *testing.T) {
 	c, err := loadConfig(nil, env(nil))
 	if err != nil {
@@ -413,6 +413,15 @@ func TestConfigLimits(t *testing.T) {
 	}
 	if c.ReadHeaderTimeout != 10*time.Second || c.ReadTimeout != 2*time.Minute || c.WriteTimeout != 10*time.Minute || c.IdleTimeout != 2*time.Minute {
 		t.Fatalf("timeout defaults: %v %v %v %v", c.ReadHeaderTimeout, c.ReadTimeout, c.WriteTimeout, c.IdleTimeout)
+	}
+	sample, err := loadConfig([]string{"--config", "../../deploy/dss-sync.yaml"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sample.RateIP != c.RateIP || sample.RateKey != c.RateKey || sample.RateAuth != c.RateAuth || sample.TrustedProxies != nil ||
+		sample.ReadHeaderTimeout != c.ReadHeaderTimeout || sample.ReadTimeout != c.ReadTimeout || sample.WriteTimeout != c.WriteTimeout ||
+		sample.IdleTimeout != c.IdleTimeout || sample.ImportQueue != c.ImportQueue {
+		t.Fatalf("deploy/dss-sync.yaml does not show the limits' defaults: %+v", sample)
 	}
 	file := filepath.Join(t.TempDir(), "dss-sync.yaml")
 	os.WriteFile(file, []byte("rate-limit-ip: 10/m:5\nrate-limit-key: 5/s\ntrusted-proxies: [10.0.0.0/8, \"::1\"]\nwrite-timeout: 30m\nimport-queue: 9\n"), 0o600)
