@@ -30,8 +30,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Benchmarks print each figure beside the raw ceiling measured in the same run.
+# The load benchmark drives the site with hey (installed into bin/).
+HEY_VERSION ?= v0.1.5
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/dss-sync/ | tee bench.txt
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/rakyll/hey@$(HEY_VERSION)
+	DSS_REQUIRE_HEY=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/dss-sync/ | tee bench.txt
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:
