@@ -217,6 +217,7 @@ type Store struct {
 	use   map[string]*usage
 
 	flushMu sync.Mutex
+	closed  bool // under flushMu
 	failMu  sync.Mutex
 	fail    failureBudget
 }
@@ -250,6 +251,9 @@ var (
 	nameRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 	idRE       = regexp.MustCompile(`^[a-z2-7]{16}$`)
 )
+
+// Now is the time on the store's clock, by which keys expire.
+func (s *Store) Now() time.Time { return s.now() }
 
 // ParseToken splits a presented key into its id and secret; ok is false
 // when it does not have the shape of a key.

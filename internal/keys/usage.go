@@ -52,6 +52,9 @@ func (s *Store) flush(final bool) error {
 	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	if s.closed && !final {
+		return nil
+	}
 	s.useMu.Lock()
 	kv := map[string][]byte{}
 	var ids []string
@@ -104,8 +107,15 @@ func (s *Store) Run(ctx context.Context) error {
 }
 
 // Close flushes what the store keeps in memory and stops its timers. The
-// store must not be used after.
+// store must not be used after; closing it again does nothing.
 func (s *Store) Close() error {
+	s.flushMu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.flushMu.Unlock()
+	if closed {
+		return nil
+	}
 	err := s.flush(true)
 	s.mu.Lock()
 	for _, e := range s.ends {
