@@ -171,3 +171,63 @@ func (c *counting) Read(p []byte) (int, error) {
 
 // CountingReader wraps r, calling fn with the bytes read so far.
 func CountingReader(r io.Reader, fn func(int64)) io.Reader { return &counting{r: r, fn: fn} }
+
+// ListKeys returns every API key of the site (GET /v1/admin/keys).
+func (c *Client) ListKeys(ctx context.Context) ([]APIKey, error) {
+	var out struct {
+		Keys []APIKey `json:"keys"`
+	}
+	if _, err := c.JSON(ctx, "GET", "/v1/admin/keys", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Keys, nil
+}
+
+// CreateKey mints a key (POST /v1/admin/keys); the answer holds its token.
+func (c *Client) CreateKey(ctx context.Context, spec KeySpec) (*KeyToken, error) {
+	var out KeyToken
+	if _, err := c.JSON(ctx, "POST", "/v1/admin/keys", nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RotateKey mints key id's successor (POST /v1/admin/keys/{id}/rotate);
+// overlap 0 takes the site's default.
+func (c *Client) RotateKey(ctx context.Context, id string, overlap time.Duration) (*KeyToken, error) {
+	var spec RotateSpec
+	if overlap > 0 {
+		spec.Overlap = overlap.String()
+	}
+	var out KeyToken
+	if _, err := c.JSON(ctx, "POST", "/v1/admin/keys/"+url.PathEscape(id)+"/rotate", nil, spec, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeKey stops key id at once (POST /v1/admin/keys/{id}/revoke).
+func (c *Client) RevokeKey(ctx context.Context, id string) (*APIKey, error) {
+	var out APIKey
+	if _, err := c.JSON(ctx, "POST", "/v1/admin/keys/"+url.PathEscape(id)+"/revoke", nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SecurityLog returns up to limit records of the security log after seq
+// after, and the after of the next page (nil on the last).
+func (c *Client) SecurityLog(ctx context.Context, after uint64, limit int) ([]SecurityRecord, *uint64, error) {
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", fmt.Sprint(after))
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	var page SecurityLogPage
+	if _, err := c.JSON(ctx, "GET", "/v1/admin/security-log", q, nil, &page); err != nil {
+		return nil, nil, err
+	}
+	return page.Records, page.Next, nil
+}

@@ -25,6 +25,8 @@ import (
 	"github.com/dss-sync/dss-sync/api"
 	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/internal/archive"
+	"github.com/dss-sync/dss-sync/internal/keys"
+	"github.com/dss-sync/dss-sync/internal/pebble"
 	"github.com/dss-sync/dss-sync/projections"
 	"github.com/gorilla/mux"
 	"github.com/oklog/ulid/v2"
@@ -74,7 +76,84 @@ func newServer(t testing.TB, auth api.Authenticator) *api.Server {
 	}
 	_, key, _ := ed25519.GenerateKey(nil)
 	return api.NewServer(api.Config{Site: site, Auth: auth, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), SigningKey: key,
-		Archives: &testArchives{site: site, key: key, jobs: map[string]*api.Job{}}, Sync: testSync{}})
+		Archives: &testArchives{site: site, key: key, jobs: map[string]*api.Job{}}, Sync: testSync{}, Keys: newTestKeys(t)})
+}
+
+// testKeys implements api.KeyAdmin over a real key store (internal/keys on
+// a Pebble bucket), as cmd/dss-sync does, so that the spec is checked
+// against the answers real keys and security records make.
+type testKeys struct{ s *keys.Store }
+
+func newTestKeys(t testing.TB) testKeys {
+	t.Helper()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ks, err := keys.Open(st.Bucket("keys"), keys.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKeys{ks}
+}
+
+func (k testKeys) apiKey(x *keys.Key) api.APIKey {
+	out := api.APIKey{ID: x.ID, Name: x.Name, Scopes: x.Scopes, Projects: append([]string{}, x.Projects...), State: x.State(k.s.Now()),
+		CreatedAt: x.CreatedAt, CreatedBy: x.CreatedBy, RevokedBy: x.RevokedBy, RotatedFrom: x.RotatedFrom, RotatedTo: x.RotatedTo, UseCount: x.UseCount}
+	for _, tv := range []struct {
+		from time.Time
+		to   **time.Time
+	}{{x.ExpiresAt, &out.ExpiresAt}, {x.RevokedAt, &out.RevokedAt}, {x.LastUsedAt, &out.LastUsedAt}} {
+		if v := tv.from; !v.IsZero() {
+			*tv.to = &v
+		}
+	}
+	return out
+}
+
+func (k testKeys) ListKeys(ctx context.Context) ([]api.APIKey, error) {
+	list, err := k.s.List(ctx)
+	out := []api.APIKey{}
+	for _, x := range list {
+		out = append(out, k.apiKey(x))
+	}
+	return out, err
+}
+
+func (k testKeys) CreateKey(ctx context.Context, actor, name string, scopes, projects []string, ttl time.Duration) (*api.KeyToken, error) {
+	x, token, err := k.s.Create(keys.WithActor(ctx, actor), name, scopes, projects, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &api.KeyToken{Key: k.apiKey(x), Token: token}, nil
+}
+
+func (k testKeys) RotateKey(ctx context.Context, actor, id string, overlap time.Duration) (*api.KeyToken, error) {
+	old, next, token, err := k.s.Rotate(keys.WithActor(ctx, actor), id, overlap)
+	if err != nil {
+		return nil, err
+	}
+	prev := k.apiKey(old)
+	return &api.KeyToken{Key: k.apiKey(next), Token: token, Previous: &prev}, nil
+}
+
+func (k testKeys) RevokeKey(ctx context.Context, actor, id string) (*api.APIKey, error) {
+	x, err := k.s.Revoke(keys.WithActor(ctx, actor), id)
+	if err != nil {
+		return nil, err
+	}
+	out := k.apiKey(x)
+	return &out, nil
+}
+
+func (k testKeys) SecurityLog(ctx context.Context, after uint64, limit int) ([]api.SecurityRecord, error) {
+	recs, err := k.s.Records(ctx, after, limit)
+	out := []api.SecurityRecord{}
+	for _, r := range recs {
+		out = append(out, api.SecurityRecord(r))
+	}
+	return out, err
 }
 
 // testSync reports one peer with every field set, the shape cmd/dss-sync's
@@ -726,6 +805,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 	aliasInput := specExample(t, spec, "#/paths/~1v1~1projects~1{p}~1tokens~1{path}/put/requestBody/content/application~1json/examples/alias/value")
 	componentInput := specExample(t, spec, "#/paths/~1v1~1projects~1{p}~1components~1{name}/put/requestBody/content/application~1json/example")
 	dtcgDocument := specExample(t, spec, "#/components/schemas/DTCGDocument/example")
+	createKey := specExample(t, spec, "#/paths/~1v1~1admin~1keys/post/requestBody/content/application~1json/example")
+	rotateKey := specExample(t, spec, "#/paths/~1v1~1admin~1keys~1{id}~1rotate/post/requestBody/content/application~1json/example")
 
 	type step struct {
 		op     string // "METHOD /template"
@@ -814,11 +895,37 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{op: "GET /v1/jobs/{id}", target: "/v1/jobs/01JQ8Z6W60R4M2XH5V3K9P7SAB", key: "read", want: 404},
 		{op: "GET /v1/sync/status", target: "/v1/sync/status", key: "read", want: 200},
 		{op: "GET /v1/projects/{p}/events/stream", target: "/v1/projects/web/events/stream", key: "read", want: 501},
+
+		{op: "GET /v1/admin/keys", target: "/v1/admin/keys", key: "admin", want: 200},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: createKey, header: jsonCT, want: 201},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: createKey, header: jsonCT, want: 409},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: []byte(`{"name":"x","scopes":["read"],"ttl":"soon"}`), header: jsonCT, want: 400},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: []byte(`{"name":"x","scopes":["read"],"secret":"mine"}`), header: jsonCT, want: 400},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: []byte(`{"name":"x","scopes":["root"]}`), header: jsonCT, want: 422},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: []byte(`{"name":"x","scopes":["read"],"ttl":"-1h"}`), header: jsonCT, want: 422},
+		{op: "POST /v1/admin/keys", target: "/v1/admin/keys", key: "admin", body: createKey, header: map[string]string{"Content-Type": "text/plain"}, want: 415},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{key}/rotate", key: "admin", body: rotateKey, header: jsonCT, want: 201},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{key}/rotate", key: "admin", want: 201},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{first}/rotate", key: "admin", want: 409},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{key}/rotate", key: "admin", body: []byte(`{"overlap":"0s"}`), header: jsonCT, want: 422},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{key}/rotate", key: "admin", body: []byte(`{"overlap":"a week"}`), header: jsonCT, want: 400},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/aaaaaaaaaaaaaaaa/rotate", key: "admin", want: 404},
+		{op: "POST /v1/admin/keys/{id}/revoke", target: "/v1/admin/keys/{first}/revoke", key: "admin", want: 200},
+		{op: "POST /v1/admin/keys/{id}/revoke", target: "/v1/admin/keys/{first}/revoke", key: "admin", want: 200},
+		{op: "POST /v1/admin/keys/{id}/revoke", target: "/v1/admin/keys/aaaaaaaaaaaaaaaa/revoke", key: "admin", want: 404},
+		{op: "POST /v1/admin/keys/{id}/rotate", target: "/v1/admin/keys/{first}/rotate", key: "admin", want: 409},
+		{op: "GET /v1/admin/keys", target: "/v1/admin/keys", key: "admin", want: 200},
+		{op: "GET /v1/admin/keys", target: "/v1/admin/keys", key: "write", want: 403},
+		{op: "GET /v1/admin/security-log", target: "/v1/admin/security-log", key: "admin", want: 200},
+		{op: "GET /v1/admin/security-log", target: "/v1/admin/security-log?after=1&limit=2", key: "admin", want: 200},
+		{op: "GET /v1/admin/security-log", target: "/v1/admin/security-log?after=-1", key: "admin", want: 400},
+		{op: "GET /v1/admin/security-log", target: "/v1/admin/security-log?limit=1001", key: "admin", want: 400},
 	}
+	firstKey, lastKey := "", ""
 	for i, s := range steps {
 		method, _, _ := strings.Cut(s.op, " ")
 		o := findOperation(t, ops, s.op)
-		target, body := strings.ReplaceAll(s.target, "{job}", jobID), s.body
+		target, body := strings.NewReplacer("{job}", jobID, "{key}", lastKey, "{first}", firstKey).Replace(s.target), s.body
 		if s.bodyOf != nil {
 			body = *s.bodyOf
 		}
@@ -835,6 +942,13 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		var job struct{ ID, State string }
 		if s.op == "POST /v1/projects/{p}/import" && rec.Code/100 == 2 && json.Unmarshal(rec.Body.Bytes(), &job) == nil && job.ID != "" {
 			jobID = job.ID
+		}
+		var made api.KeyToken
+		if strings.HasPrefix(s.op, "POST /v1/admin/keys") && rec.Code == 201 && json.Unmarshal(rec.Body.Bytes(), &made) == nil {
+			lastKey = made.Key.ID
+			if firstKey == "" {
+				firstKey = made.Key.ID
+			}
 		}
 	}
 }

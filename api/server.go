@@ -116,6 +116,9 @@ type Config struct {
 	Limits Limits
 	// Backups takes backups (GET /v1/admin/backup); nil: not available.
 	Backups Backups
+	// Keys manages API keys and reads the security log (/v1/admin/keys,
+	// /v1/admin/security-log); nil answers 501.
+	Keys KeyAdmin
 }
 
 // Server is the HTTP API of one site.
@@ -224,6 +227,11 @@ func (s *Server) routes() {
 		{"GET", "/v1/jobs/{id}", ScopeRead, s.job},
 		{"GET", "/v1/sync/status", ScopeRead, s.syncStatus},
 		{"GET", "/v1/admin/backup", ScopeAdmin, s.backup},
+		{"GET", "/v1/admin/keys", ScopeAdmin, s.listKeys},
+		{"POST", "/v1/admin/keys", ScopeAdmin, s.createKey},
+		{"POST", "/v1/admin/keys/{id}/rotate", ScopeAdmin, s.rotateKey},
+		{"POST", "/v1/admin/keys/{id}/revoke", ScopeAdmin, s.revokeKey},
+		{"GET", "/v1/admin/security-log", ScopeAdmin, s.securityLog},
 		{"GET", "/v1/projects/{p}/events/stream", ScopeRead, s.eventStream},
 	} {
 		s.router.Handle(rt.path, s.wrap(rt)).Methods(rt.method).Name(rt.method + " " + rt.path)

@@ -63,6 +63,16 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	ctx, stop := context.WithCancel(r.Context())
 	defer stop()
 	defer context.AfterFunc(s.closing, stop)()
+	// A stream ends when its key stops working (revoked, expired).
+	if e, ok := principal(r.Context()).(interface{ Done() <-chan struct{} }); ok && e.Done() != nil {
+		go func() {
+			select {
+			case <-e.Done():
+				stop()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	var buf []byte
 	for {
 		batch, err := feed.Read(ctx, after, 256)
