@@ -59,6 +59,7 @@ commands:
   analyze    analyze FILE: check an archive or DTCG file offline (exit 1 if invalid)
   rebuild    rebuild a stopped site's projections from its event log
   audit      audit export PROJECT -o FILE | audit verify FILE
+  keys       keys create|list|rotate|revoke|log: API keys and the security log (dss-sync keys for more)
   backup     backup -o FILE: a consistent backup of a running site, checked before it is kept
   restore    restore FILE --data-dir DIR: unpack a checked backup into an empty data dir
   nkey       print this site's public NATS nkey, for the other sites' --peer-nkey
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = runAudit(ctx, args[1:], stdout, stderr, getenv)
 	case "rebuild":
 		err = runRebuild(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], stdout, stderr, getenv)
 	case "nkey":
 		err = runNkey(args[1:], stdout)
 	case "backup":

@@ -61,6 +61,9 @@ type Main struct {
 	responder *jetstream.Responder
 	tlsCert   atomic.Pointer[tls.Certificate] // the HTTPS pair in use (ReloadTLS)
 	holdJobs  bool                            // tests: do not start the job runner
+	// keysNow, when set, is the key store's clock (tests of expiry and
+	// rotation overlaps).
+	keysNow func() time.Time
 	// peerTiming, when set, overrides the peers' reconnect wait, stream
 	// discovery interval and pull expiry (tests that cut links often).
 	peerTiming *jetstream.PeersConfig
@@ -117,7 +120,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.SigningKey, err = siteKey(c.DataDir); err != nil {
 		return err
 	}
-	m.Keys = keys.NewStore(m.Store.Bucket("keys"), nil, nil)
+	if m.Keys, err = keys.Open(m.Store.Bucket("keys"), keys.Options{Now: m.keysNow, Logger: m.Logger}); err != nil {
+		return err
+	}
 	if err := m.ensureAdminKey(ctx); err != nil {
 		return err
 	}
@@ -245,6 +250,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			func() float64 { return float64(m.Outbox.Lag()) }),
 	)
 	m.API = api.NewServer(api.Config{
+		Keys: keyAdmin{m.Keys},
 		Site: m.Site, Auth: keyAuth{m.Keys}, Logger: m.Logger, Registry: reg, MaxBodyBytes: c.MaxBody,
 		Version: version, Ready: m.ready, SigningKey: m.SigningKey,
 		Archives: arch, MaxImportBytes: c.ImportBytes, Sync: syncStatus{m}, Feed: m.Store, Backups: m,
@@ -261,6 +267,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		WriteTimeout:      c.WriteTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+		// The security log records the address failed authentications
+		// come from.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return keys.WithRemoteAddr(ctx, c.RemoteAddr().String())
+		},
 	}
 	m.httpServer.RegisterOnShutdown(m.API.CloseStreams)
 	if c.TLSCert != "" {
@@ -279,7 +290,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel, m.done, m.errc = cancel, make(chan struct{}), make(chan error, 1)
 	var wg sync.WaitGroup
-	runs := []func(context.Context) error{m.Outbox.Run, m.Applier.Run}
+	runs := []func(context.Context) error{m.Outbox.Run, m.Applier.Run, m.Keys.Run}
 	if !m.holdJobs {
 		runs = append(runs, m.Jobs.Run)
 	}
@@ -378,6 +389,11 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.NATS != nil {
 		m.NATS.Close()
 	}
+	if m.Keys != nil { // after the runs stopped: nothing uses keys any more
+		if err := m.Keys.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close keys: %w", err))
+		}
+	}
 	if m.Store != nil {
 		if err := m.Store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
@@ -386,17 +402,42 @@ func (m *Main) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ensureAdminKey creates the first admin key when the site has none, and
-// writes it to <data-dir>/admin.key (0600). The key itself is never logged.
+// ensureAdminKey creates an admin key when the site has no working one
+// (first start, or every admin key expired or revoked), and writes it to
+// <data-dir>/admin.key (0600): whoever holds the data dir can always get
+// back in by restarting the site. The key itself is never logged. Keys that
+// expire within two weeks are named in a warning.
 func (m *Main) ensureAdminKey(ctx context.Context) error {
 	existing, err := m.Keys.List(ctx)
 	if err != nil {
 		return fmt.Errorf("read keys: %w", err)
 	}
-	if len(existing) > 0 {
+	now := time.Now()
+	if m.keysNow != nil {
+		now = m.keysNow()
+	}
+	working, names := false, map[string]bool{}
+	for _, k := range existing {
+		st := k.State(now)
+		if st != keys.StateActive && st != keys.StateRotated {
+			continue
+		}
+		names[k.Name] = true
+		if slices.Contains(k.Scopes, keys.ScopeAdmin) && len(k.Projects) == 0 {
+			working = true
+		}
+		if !k.ExpiresAt.IsZero() && k.ExpiresAt.Sub(now) < 14*24*time.Hour && st == keys.StateActive {
+			m.Logger.Warn("an API key expires soon: rotate it (dss-sync keys rotate)", "key_id", k.ID, "key_name", k.Name, "expires_at", k.ExpiresAt)
+		}
+	}
+	if working {
 		return nil
 	}
-	_, token, err := m.Keys.Create(ctx, "admin", []string{keys.ScopeAdmin}, nil, 0)
+	name := "admin"
+	for i := 2; names[name]; i++ {
+		name = "admin-" + strconv.Itoa(i)
+	}
+	_, token, err := m.Keys.Create(ctx, name, []string{keys.ScopeAdmin}, nil, 0)
 	if err != nil {
 		return fmt.Errorf("create admin key: %w", err)
 	}
@@ -404,7 +445,11 @@ func (m *Main) ensureAdminKey(ctx context.Context) error {
 	if err := writeFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write admin key: %w", err)
 	}
-	m.Logger.Info("created the admin API key; it is in the file named here, and shown nowhere else", "path", path)
+	if len(existing) > 0 {
+		m.Logger.Warn("no admin API key works any more (expired or revoked): created a new one", "path", path, "key_name", name)
+	} else {
+		m.Logger.Info("created the admin API key; it is in the file named here, and shown nowhere else", "path", path)
+	}
 	return nil
 }
 
