@@ -311,7 +311,7 @@ func TestDeployComposeMesh(t *testing.T) {
 // TestDeployNATSCluster checks deploy/nats-cluster: three nodes of one
 // JetStream cluster, each routing to all three, a user per site; and the
 // compose file's sites, which all use the cluster through --nats-url, each
-// as its own user.
+// as its own user, with a replica of their streams on every node.
 func TestDeployNATSCluster(t *testing.T) {
 	for k, v := range deployPasswords {
 		t.Setenv(k, v)
@@ -374,7 +374,8 @@ func TestDeployNATSCluster(t *testing.T) {
 		}
 	}
 
-	// The sites: --nats-url to all three nodes, as their own user.
+	// The sites: --nats-url to all three nodes, as their own user, and
+	// --stream-replicas 3, so that losing a node loses no stream.
 	f, sites := readCompose(t, filepath.Join(dir, "compose.yaml"))
 	for _, node := range []string{"nats-1", "nats-2", "nats-3"} {
 		if !slices.Contains(f.Services[node].Volumes, "./"+node+".conf:/etc/nats/nats.conf:ro") {
@@ -385,6 +386,9 @@ func TestDeployNATSCluster(t *testing.T) {
 		if len(s.cfg.Peers) != 0 || s.cfg.NATSURL == "" {
 			t.Errorf("%s: peers %q, nats-url %q: want the cluster through --nats-url alone", name, s.cfg.Peers, s.cfg.NATSURL)
 			continue
+		}
+		if s.cfg.Replicas != len(confs) {
+			t.Errorf("%s: --stream-replicas %d, want %d: a replica of each stream on every node, so that one node down leaves every stream a quorum", name, s.cfg.Replicas, len(confs))
 		}
 		var hosts []string
 		for _, raw := range strings.Split(s.cfg.NATSURL, ",") {

@@ -31,6 +31,19 @@ const HeaderCommit = "Dss-Commit"
 // DuplicateWindow is how long a site's stream remembers message ids.
 const DuplicateWindow = 5 * time.Second
 
+// PublishAckTimeout bounds the wait for JetStream's acknowledgement of each
+// event the outbox publishes, as nats.go bounds a synchronous publish (its
+// default API timeout). nats.go's asynchronous publishes have no timeout of
+// their own, and on a JetStream cluster an acknowledgement can be lost while
+// the publisher's connection stays up: a stream leader that hands over its
+// leadership (its node shutting down) drops the messages it has queued
+// unanswered, and an acknowledgement on its way from a node that goes down
+// goes with it. The outbox would wait for it forever; past this timeout it
+// resyncs from the stream's last sequence instead (the expected last
+// sequence keeps every commit stored once) and republishes what the stream
+// does not hold.
+const PublishAckTimeout = 5 * time.Second
+
 // StreamName returns the name of a site's event stream.
 func StreamName(site string) string { return "DSS-" + site }
 
@@ -132,7 +145,7 @@ type OutboxConfig struct {
 
 // NewOutbox returns an outbox; Run starts it.
 func NewOutbox(cfg OutboxConfig) (*Outbox, error) {
-	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(4096))
+	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(4096), natsjs.WithPublishAsyncTimeout(PublishAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
