@@ -97,7 +97,13 @@ func jobSubject(site, id string) string { return "dss." + site + ".job." + id }
 
 // NewJobs returns a runner; Run starts it.
 func NewJobs(ctx context.Context, cfg JobsConfig) (*Jobs, error) {
-	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(2*chunkWindow))
+	// A chunk's acknowledgement can be lost without the connection dropping
+	// (a stream leader stepping down in a cluster): without a timeout its
+	// future would never resolve and the submission would hang. Chunks are
+	// up to 16 MiB, hence more time than the outbox's events get. A
+	// submission that times out fails (what it stored is never run: no job
+	// record names it); a republish that times out is retried by the runner.
+	js, err := natsjs.New(cfg.Conn, natsjs.WithPublishAsyncMaxPending(2*chunkWindow), natsjs.WithPublishAsyncTimeout(6*PublishAckTimeout))
 	if err != nil {
 		return nil, err
 	}
