@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,9 +66,15 @@ type proc struct {
 }
 
 // startProc starts `dss-sync serve` (with more flags) and waits for it to report its
-// addresses in its log.
+// addresses in its log. The request rate limits are off unless flags set
+// them: the tests' clients write flat out.
 func startProc(t testing.TB, bin, dir, site string, flags ...string) *proc {
 	t.Helper()
+	for _, f := range []string{"--rate-limit-ip", "--rate-limit-key"} {
+		if !slices.Contains(flags, f) {
+			flags = append(flags, f, "off")
+		}
+	}
 	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
 		"--nats-listen", "127.0.0.1:-1", "--site", site, "--log-format", "json"}, flags...)...)
 	dieWithParent(cmd)

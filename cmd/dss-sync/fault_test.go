@@ -37,7 +37,8 @@ var fastPeers = &jetstream.PeersConfig{ReconnectWait: 50 * time.Millisecond, Dis
 func (s *faultSite) open() {
 	s.t.Helper()
 	var args []string
-	for _, d := range [][2]string{{"--data-dir", s.dir}, {"--http-addr", "127.0.0.1:0"}, {"--site", s.name}} {
+	for _, d := range [][2]string{{"--data-dir", s.dir}, {"--http-addr", "127.0.0.1:0"}, {"--site", s.name},
+		{"--rate-limit-ip", "off"}, {"--rate-limit-key", "off"}} {
 		args = append(args, d[0], d[1])
 	}
 	cfg, err := loadConfig(append(args, s.flags...), env(nil))

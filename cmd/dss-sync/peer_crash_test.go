@@ -32,7 +32,7 @@ type meshSite struct {
 
 func (s *meshSite) start(t *testing.T, bin string) {
 	t.Helper()
-	s.procs = append(s.procs, startMeshProc(t, bin, append([]string{"serve", "--data-dir", s.dir,
+	s.procs = append(s.procs, startMeshProc(t, bin, append([]string{"serve", "--data-dir", s.dir, "--rate-limit-ip", "off", "--rate-limit-key", "off",
 		"--http-addr", "127.0.0.1:0", "--site", s.name, "--log-format", "json"}, s.flags...)))
 	if s.key == "" {
 		s.key = adminKey(t, s.dir)
