@@ -198,8 +198,8 @@ func (o *Options) defaults() {
 // use; every change of a key goes through the Store, which writes the
 // bucket and then memory under one lock.
 //
-// Lock order: mu, then logMu; useMu, failMu and flushMu are never held
-// while taking another.
+// Lock order: mu, then logMu or useMu (load); flushMu, then logMu (a
+// failure summary); failMu and useMu are otherwise held alone.
 type Store struct {
 	b    Bucket
 	opts Options
