@@ -181,7 +181,7 @@ func TestMainAppliesItsInbox(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if !strings.Contains(string(body), `dss_events_received_total{result="applied"} 2`) {
+	if !strings.Contains(string(body), `dss_events_received_total{result="applied",source="inbox"} 2`) {
 		t.Fatalf("metrics lack the applied events:\n%s", body)
 	}
 }
