@@ -91,6 +91,19 @@ func TestExportImportBetweenSites(t *testing.T) {
 	if tok.ResolvedValue != "#000000" {
 		t.Fatalf("copied alias resolves to %q", tok.ResolvedValue)
 	}
+	// The exports and imports are in /metrics.
+	ma := scrape(t, &testSite{t: t, m: a, key: keyA})
+	mb := scrape(t, &testSite{t: t, m: b, key: keyB})
+	for _, want := range []string{`dss_export_duration_seconds_count{format="dss"} 1`, `dss_export_duration_seconds_count{format="dtcg"} 1`, `dss_export_bytes_count{format="dss"} 1`} {
+		if !strings.Contains(ma, want) {
+			t.Errorf("paris's /metrics lacks %s", want)
+		}
+	}
+	for _, want := range []string{`dss_imports_total{outcome="dry-run"} 1`, `dss_imports_total{outcome="submitted"} 2`, `dss_import_duration_seconds_count{state="succeeded"} 2`, `dss_import_bytes_count 3`} {
+		if !strings.Contains(mb, want) {
+			t.Errorf("lyon's /metrics lacks %s:\n%s", want, grepLines(mb, "dss_import"))
+		}
+	}
 	// A tampered archive is refused with the report, and changes nothing.
 	raw, _ := os.ReadFile(file)
 	bad := filepath.Join(tmp, "bad.dss")

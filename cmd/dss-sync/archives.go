@@ -16,6 +16,7 @@ import (
 	"github.com/dss-sync/dss-sync/internal/archive"
 	"github.com/dss-sync/dss-sync/internal/jetstream"
 	"github.com/dss-sync/dss-sync/projections"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // archives implements api.Archives: the archive format (internal/archive)
@@ -39,6 +40,48 @@ type archives struct {
 	mu        sync.Mutex
 	receiving int
 	queued    map[string]bool // job ids submitted since this start
+	metrics   archiveMetrics
+}
+
+// archiveMetrics are the exports' and imports' durations and sizes.
+type archiveMetrics struct {
+	exportSeconds, exportBytes *prometheus.HistogramVec // by format
+	importBytes                prometheus.Histogram     // bodies received
+	importSeconds              *prometheus.HistogramVec // submission to end, by state
+	importChecks               *prometheus.CounterVec   // by outcome: refused, dry-run, submitted
+}
+
+func newArchiveMetrics(reg *prometheus.Registry) archiveMetrics {
+	sizes := prometheus.ExponentialBuckets(1<<10, 4, 10) // 1 KiB to 256 MiB
+	m := archiveMetrics{
+		exportSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dss_export_duration_seconds",
+			Help: "Time to stream an export, by format.", Buckets: prometheus.ExponentialBuckets(0.005, 3, 10)}, []string{"format"}),
+		exportBytes: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dss_export_bytes",
+			Help: "Size of an export, by format.", Buckets: sizes}, []string{"format"}),
+		importBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dss_import_bytes",
+			Help: "Size of an import's body.", Buckets: sizes}),
+		importSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "dss_import_duration_seconds",
+			Help: "Time from an import's submission to its end, by final state.", Buckets: prometheus.ExponentialBuckets(0.01, 3, 12)}, []string{"state"}),
+		importChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dss_imports_total",
+			Help: "Imports checked, by outcome: refused (the report says why), dry-run, submitted (a job)."}, []string{"outcome"}),
+	}
+	for _, o := range []string{"refused", "dry-run", "submitted"} {
+		m.importChecks.WithLabelValues(o)
+	}
+	reg.MustRegister(m.exportSeconds, m.exportBytes, m.importBytes, m.importSeconds, m.importChecks)
+	return m
+}
+
+// countingWriter counts what goes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // importRetry is the Retry-After of an import refused because the queue
@@ -124,12 +167,19 @@ func (s *importSummary) add(r *projections.ImportResult) {
 	s.Events += r.Events
 }
 
-func (a *archives) Export(ctx context.Context, project string, q api.ExportQuery, w io.Writer) error {
+func (a *archives) Export(ctx context.Context, project string, q api.ExportQuery, w io.Writer) (err error) {
+	start, cw := time.Now(), &countingWriter{w: w}
+	defer func() {
+		if err == nil {
+			a.metrics.exportSeconds.WithLabelValues(q.Format).Observe(time.Since(start).Seconds())
+			a.metrics.exportBytes.WithLabelValues(q.Format).Observe(float64(cw.n))
+		}
+	}()
 	if q.Format == "dtcg" {
-		_, err := archive.ExportDTCG(ctx, a.m.Site, project, q.Prefix, q.Type, w)
+		_, err := archive.ExportDTCG(ctx, a.m.Site, project, q.Prefix, q.Type, cw)
 		return err
 	}
-	_, err := archive.Export(ctx, a.m.Site, project, archive.ExportOptions{History: q.History, Prefix: q.Prefix, Type: q.Type, Key: a.m.SigningKey}, w)
+	_, err = archive.Export(ctx, a.m.Site, project, archive.ExportOptions{History: q.History, Prefix: q.Prefix, Type: q.Type, Key: a.m.SigningKey}, cw)
 	return err
 }
 
@@ -210,10 +260,11 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 			admitted("")
 		}
 	}()
-	path, _, err := a.spool(req.Body)
+	path, size, err := a.spool(req.Body)
 	if err != nil {
 		return nil, err
 	}
+	a.metrics.importBytes.Observe(float64(size))
 	keep := false
 	defer func() {
 		if !keep {
@@ -226,6 +277,7 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 	}
 	defer closeIn()
 	if in == nil {
+		a.metrics.importChecks.WithLabelValues("refused").Inc()
 		return nil, reportError{events.Errorf(events.EINVALID, "the import is refused: see the report's stages"), rep}
 	}
 	project, err := a.m.Site.Project(ctx, req.Project)
@@ -235,6 +287,7 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 	params := paramsFor(in, req, project)
 	opt := archive.RecordOptions{History: params.History, Revs: params.Revs}
 	if req.DryRun {
+		a.metrics.importChecks.WithLabelValues("dry-run").Inc()
 		a.plan(ctx, rep, in, req, params, opt)
 		return &api.ImportAnswer{Status: http.StatusOK, Body: rep}, nil
 	}
@@ -254,6 +307,7 @@ func (a *archives) Import(ctx context.Context, req api.ImportRequest) (*api.Impo
 		return nil, err
 	}
 	keep = true // the job owns the file now
+	a.metrics.importChecks.WithLabelValues("submitted").Inc()
 	if records > a.syncRecords {
 		return &api.ImportAnswer{Status: http.StatusAccepted, Body: apiJob(j)}, nil
 	}
@@ -439,6 +493,7 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 		},
 		Finish: func(j *jetstream.Job) {
 			a.release(j.ID)
+			a.metrics.importSeconds.WithLabelValues(j.State).Observe(time.Since(j.CreatedAt).Seconds())
 			if p, err := params(j); err == nil && filepath.Dir(p.File) == a.m.dataPath("tmp") {
 				os.Remove(p.File)
 			}

@@ -240,6 +240,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(received, skewFlags, syncCollector{m}, healthCollector{m})
+	arch.metrics = newArchiveMetrics(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dss_events_committed", Help: "Events this site's log holds (local commit number)."},
