@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -64,4 +65,15 @@ func (s *Signature) Verify(payload []byte) error {
 		return errors.New("the signature does not match the content: it was altered, or signed by another key")
 	}
 	return nil
+}
+
+// SigningBytes returns what a document's signature covers: the canonical
+// JSON (Canonicalize) of v, which must be the document with its signature
+// field cleared.
+func SigningBytes(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return Canonicalize(b)
 }

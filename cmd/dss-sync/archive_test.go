@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dss-sync/dss-sync/api"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dss-sync/dss-sync/api"
 )
 
 // cli runs a command of the binary in-process and returns its exit status
@@ -99,11 +100,16 @@ func TestExportImportBetweenSites(t *testing.T) {
 			t.Errorf("paris's /metrics lacks %s", want)
 		}
 	}
-	for _, want := range []string{`dss_imports_total{outcome="dry-run"} 1`, `dss_imports_total{outcome="submitted"} 2`, `dss_import_duration_seconds_count{state="succeeded"} 2`, `dss_import_bytes_count 3`} {
-		if !strings.Contains(mb, want) {
-			t.Errorf("lyon's /metrics lacks %s:\n%s", want, grepLines(mb, "dss_import"))
+	// A job's end is observed once it is over, which may follow the answer.
+	waitFor(t, 5*time.Second, "lyon's import metrics", func() (bool, string) {
+		mb = scrape(t, &testSite{t: t, m: b, key: keyB})
+		for _, want := range []string{`dss_imports_total{outcome="dry-run"} 1`, `dss_imports_total{outcome="submitted"} 2`, `dss_import_duration_seconds_count{state="succeeded"} 2`, `dss_import_bytes_count 3`} {
+			if !strings.Contains(mb, want) {
+				return false, want + " missing:\n" + grepLines(mb, "dss_import")
+			}
 		}
-	}
+		return true, ""
+	})
 	// A tampered archive is refused with the report, and changes nothing.
 	raw, _ := os.ReadFile(file)
 	bad := filepath.Join(tmp, "bad.dss")

@@ -298,16 +298,6 @@ func TestSitesOnAThreeNodeJetStreamCluster(t *testing.T) {
 		if name := s.m.Conn.ConnectedServerName(); !s.m.Conn.IsConnected() || name == target {
 			t.Errorf("%s: connected %v, to %q", s.name, s.m.Conn.IsConnected(), name)
 		}
-		evs := projectEvents(t, s.m.HTTPURL(), s.key, "design")
-		seen := map[string]bool{}
-		for _, e := range evs {
-			if seen[e.ID.String()] {
-				t.Errorf("%s's log holds event %s twice", s.name, e.ID)
-			}
-			seen[e.ID.String()] = true
-		}
-		if v := s.vector(); uint64(len(evs)) != v["paris"]+v["lyon"] {
-			t.Errorf("%s's log holds %d events, its vector %v", s.name, len(evs), v)
-		}
+		s.checkLog()
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,18 +64,22 @@ type proc struct {
 	logMutex sync.Mutex
 }
 
-// startProc starts `dss-sync serve` (with more flags) and waits for it to report its
-// addresses in its log. The request rate limits are off unless flags set
-// them: the tests' clients write flat out.
+// startProc starts `dss-sync serve` (with more flags) on random ports and
+// waits for it to report its addresses in its log. The IP and key rate
+// limits are off: the tests' clients write flat out from one address.
 func startProc(t testing.TB, bin, dir, site string, flags ...string) *proc {
 	t.Helper()
-	for _, f := range []string{"--rate-limit-ip", "--rate-limit-key"} {
-		if !slices.Contains(flags, f) {
-			flags = append(flags, f, "off")
-		}
-	}
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:-1", "--site", site, "--log-format", "json"}, flags...)...)
+	return startProcArgs(t, bin, append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:-1", "--site", site, "--log-format", "json",
+		"--rate-limit-ip", "off", "--rate-limit-key", "off"}, flags...))
+}
+
+// startProcArgs starts the binary with the whole command line given (sites
+// that name each other as peers need fixed NATS ports, and a flag may not
+// be given twice), and waits for it to report its addresses in its log.
+func startProcArgs(t testing.TB, bin string, args []string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	dieWithParent(cmd)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -87,25 +90,20 @@ func startProc(t testing.TB, bin, dir, site string, flags ...string) *proc {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		signalled := false
 		for sc.Scan() {
+			var line map[string]any
+			ok := json.Unmarshal(sc.Bytes(), &line) == nil
 			p.logMutex.Lock()
 			p.logs.Write(append(sc.Bytes(), '\n'))
-			p.logMutex.Unlock()
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) != nil {
-				continue
-			}
-			switch line["msg"] {
-			case "embedded NATS JetStream started":
+			switch {
+			case !ok:
+			case line["msg"] == "embedded NATS JetStream started":
 				p.natsURL, _ = line["url"].(string)
-			case "dss-sync serving":
+			case line["msg"] == "dss-sync serving" && p.http == "":
 				p.http, _ = line["http"].(string)
-				if !signalled {
-					signalled = true
-					close(ready)
-				}
+				close(ready)
 			}
+			p.logMutex.Unlock()
 		}
 	}()
 	go func() { cmd.Wait(); close(p.exited) }()
@@ -113,12 +111,18 @@ func startProc(t testing.TB, bin, dir, site string, flags ...string) *proc {
 	select {
 	case <-ready:
 	case <-p.exited:
-		t.Fatalf("dss-sync exited at start:\n%s", p.logs)
+		t.Fatalf("dss-sync exited at start:\n%s", logText(p))
 	case <-time.After(30 * time.Second):
 		p.kill()
-		t.Fatalf("dss-sync did not start:\n%s", p.logs)
+		t.Fatalf("dss-sync did not start:\n%s", logText(p))
 	}
 	return p
+}
+
+func logText(p *proc) string {
+	p.logMutex.Lock()
+	defer p.logMutex.Unlock()
+	return p.logs.String()
 }
 
 func (p *proc) kill() {
@@ -412,8 +416,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	unlimited := []string{"--rate-limit-key", "off", "--rate-limit-ip", "off"} // one key, one address, 16 clients flat out
-	p := startProc(t, bin, dir, "crash", unlimited...)
+	p := startProc(t, bin, dir, "crash")
 	key := adminKey(t, dir)
 	if got := call(t, p.http, key, "POST", "/v1/projects", `{"id":"crash"}`, nil); got != 201 {
 		t.Fatalf("create project: %d", got)
@@ -446,7 +449,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if flushed {
 		t.Error("the graceful stop did not flush the outbox")
 	}
-	p = startProc(t, bin, dir, "crash", unlimited...)
+	p = startProc(t, bin, dir, "crash")
 	n := verifyAfterCrash(t, p, key, ws)
 	acked := 0
 	for _, w := range ws {

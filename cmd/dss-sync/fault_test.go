@@ -239,48 +239,18 @@ func runFaultSeed(t *testing.T, seed int64) (steps, writes, crashes, cuts int) {
 		all = append(all, sites[x].testSite)
 	}
 	t.Logf("seed %d: %s", seed, strings.Join(script, ", "))
-	state := convergeAny(t, 30*time.Second, all...)
+	state := converge(t, 30*time.Second, -1, all...)
 
 	for _, s := range all {
-		evs := projectEvents(t, s.m.HTTPURL(), s.key, "design")
-		ids := map[string]bool{}
-		for _, e := range evs {
-			if ids[e.ID.String()] {
-				t.Errorf("%s's log holds event %s twice", s.name, e.ID)
-			}
-			ids[e.ID.String()] = true
-		}
+		ids := s.checkLog()
 		for id := range acked {
 			if !ids[id] {
 				t.Errorf("%s's log lacks acknowledged event %s", s.name, id)
 			}
-		}
-		var total uint64
-		for _, n := range s.vector() {
-			total += n
-		}
-		if total != uint64(len(evs)) {
-			t.Errorf("%s: %d events in the log, %d in the vector", s.name, len(evs), total)
 		}
 	}
 	if t.Failed() {
 		t.Logf("final state: %.2000s", state)
 	}
 	return steps, writes, crashes, cuts
-}
-
-// convergeAny waits until every site has the same state, whatever it holds.
-func convergeAny(t *testing.T, d time.Duration, sites ...*testSite) string {
-	t.Helper()
-	var first string
-	waitFor(t, d, "the sites to converge", func() (bool, string) {
-		first = sites[0].state()
-		for _, s := range sites[1:] {
-			if st := s.state(); st != first {
-				return false, fmt.Sprintf("%s %.600s\n%s %.600s", sites[0].name, first, s.name, st)
-			}
-		}
-		return true, ""
-	})
-	return first
 }

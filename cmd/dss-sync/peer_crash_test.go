@@ -2,14 +2,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,62 +30,11 @@ type meshSite struct {
 
 func (s *meshSite) start(t *testing.T, bin string) {
 	t.Helper()
-	s.procs = append(s.procs, startMeshProc(t, bin, append([]string{"serve", "--data-dir", s.dir, "--rate-limit-ip", "off", "--rate-limit-key", "off",
+	s.procs = append(s.procs, startProcArgs(t, bin, append([]string{"serve", "--data-dir", s.dir, "--rate-limit-ip", "off", "--rate-limit-key", "off",
 		"--http-addr", "127.0.0.1:0", "--site", s.name, "--log-format", "json"}, s.flags...)))
 	if s.key == "" {
 		s.key = adminKey(t, s.dir)
 	}
-}
-
-// startMeshProc is startProc with the whole command line given: startProc
-// passes --nats-listen 127.0.0.1:-1, and the binary refuses a flag given
-// twice, while sites that name each other as peers need fixed NATS ports.
-func startMeshProc(t *testing.T, bin string, args []string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	dieWithParent(cmd)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, exited: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var line map[string]any
-			ok := json.Unmarshal(sc.Bytes(), &line) == nil
-			p.logMutex.Lock()
-			p.logs.Write(append(sc.Bytes(), '\n'))
-			switch {
-			case !ok:
-			case line["msg"] == "embedded NATS JetStream started":
-				p.natsURL, _ = line["url"].(string)
-			case line["msg"] == "dss-sync serving" && p.http == "":
-				p.http, _ = line["http"].(string)
-				close(ready)
-			}
-			p.logMutex.Unlock()
-		}
-	}()
-	go func() { cmd.Wait(); close(p.exited) }()
-	t.Cleanup(p.kill) // whatever way the test ends, the site does not outlive it
-	select {
-	case <-ready:
-	case <-p.exited:
-		t.Fatalf("dss-sync exited at start:\n%s", logText(p))
-	case <-time.After(30 * time.Second):
-		p.kill()
-		t.Fatalf("dss-sync did not start:\n%s", logText(p))
-	}
-	return p
-}
-
-func logText(p *proc) string {
-	p.logMutex.Lock()
-	defer p.logMutex.Unlock()
-	return p.logs.String()
 }
 
 func (s *meshSite) p() *proc { return s.procs[len(s.procs)-1] }

@@ -66,11 +66,7 @@ type Filter struct {
 func (m *Manifest) signingBytes() ([]byte, error) {
 	c := *m
 	c.Signature = nil
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	return events.Canonicalize(b)
+	return events.SigningBytes(c)
 }
 
 // ExportOptions select what an export holds.

@@ -80,11 +80,7 @@ type Manifest struct {
 func (m *Manifest) signingBytes() ([]byte, error) {
 	c := *m
 	c.Signature = nil
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	return events.Canonicalize(b)
+	return events.SigningBytes(c)
 }
 
 // Source is what Write backs up.

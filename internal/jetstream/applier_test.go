@@ -182,15 +182,7 @@ func TestApplierMessages(t *testing.T) {
 	runInBackground(t, ctx, a.Run)
 
 	// A simulated site makes 20 events.
-	sim, _ := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(9))})
-	sim.CreateProject(ctx, "design", "", "sim")
-	for i := 0; i < 19; i++ {
-		sim.ApplyOne(ctx, "design", "sim", projections.Change{Path: fmt.Sprintf("n.t%d", i%5), Data: json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d}`, i))})
-	}
-	var evs []*events.Event
-	sim.Storage().View(ctx, "design", func(r projections.Reader) error {
-		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
-	})
+	sim, evs := simEvents(t, 9, 5)
 	ndjson := func(es []*events.Event) []byte {
 		var b bytes.Buffer
 		for _, e := range es {
@@ -256,15 +248,7 @@ func TestApplierReplacesAConsumerLeftUnacknowledged(t *testing.T) {
 	}
 	defer store.Close()
 	site, _ := projections.NewSite(projections.SiteConfig{ID: "lyon", Storage: store})
-	sim, _ := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(3))})
-	sim.CreateProject(ctx, "design", "", "sim")
-	for i := 0; i < 19; i++ {
-		sim.ApplyOne(ctx, "design", "sim", projections.Change{Path: fmt.Sprintf("n.t%d", i), Data: json.RawMessage(`{"$type":"number","$value":1}`)})
-	}
-	var evs []*events.Event
-	sim.Storage().View(ctx, "design", func(r projections.Reader) error {
-		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
-	})
+	_, evs := simEvents(t, 3, 19)
 	for _, e := range evs {
 		b, _ := json.Marshal(e)
 		if _, err := js.Publish(ctx, "from.design", b); err != nil {
@@ -308,4 +292,24 @@ func TestApplierReplacesAConsumerLeftUnacknowledged(t *testing.T) {
 		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == 20
 	})
+}
+
+// simEvents has a simulated site, in memory, make 20 events of project
+// design: its creation, then 19 writes cycling over that many paths.
+func simEvents(t *testing.T, seed int64, paths int) (*projections.Site, []*events.Event) {
+	t.Helper()
+	ctx := context.Background()
+	sim, err := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(seed))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.CreateProject(ctx, "design", "", "sim")
+	for i := 0; i < 19; i++ {
+		sim.ApplyOne(ctx, "design", "sim", projections.Change{Path: fmt.Sprintf("n.t%d", i%paths), Data: json.RawMessage(fmt.Sprintf(`{"$type":"number","$value":%d}`, i))})
+	}
+	var evs []*events.Event
+	sim.Storage().View(ctx, "design", func(r projections.Reader) error {
+		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
+	})
+	return sim, evs
 }

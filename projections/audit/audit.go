@@ -73,11 +73,7 @@ type Trailer struct {
 func (t *Trailer) signingBytes() ([]byte, error) {
 	c := *t
 	c.Signature = nil
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, err
-	}
-	return events.Canonicalize(b)
+	return events.SigningBytes(c)
 }
 
 // csvHeader is the CSV column order; the trailer row has "#dss-audit" in the
