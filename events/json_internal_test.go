@@ -13,12 +13,13 @@ import (
 // referenceEvent is the contract's shape as encoding/json reads it: the
 // reference the one-pass parser is checked against.
 type referenceEvent struct {
-	ID       string          `json:"id"`
+	ID *string `json:"id"` // present but empty is no id: refused
+
 	Project  string          `json:"project"`
 	Site     string          `json:"site"`
 	Seq      uint64          `json:"seq"`
 	Lamport  uint64          `json:"lamport"`
-	Wall     string          `json:"wall"`
+	Wall     *string         `json:"wall"` // present but empty is no time: refused
 	Actor    string          `json:"actor"`
 	Type     string          `json:"type"`
 	Entity   string          `json:"entity"`
@@ -57,13 +58,13 @@ func referenceParse(b []byte) (*Event, error) {
 	}
 	e := &Event{Project: r.Project, Site: r.Site, Seq: r.Seq, Lamport: r.Lamport, Actor: r.Actor,
 		Type: Type(r.Type), Entity: r.Entity, Path: r.Path}
-	if r.ID != "" {
-		if e.ID, err = ulid.ParseStrict(r.ID); err != nil {
+	if r.ID != nil {
+		if e.ID, err = ulid.ParseStrict(*r.ID); err != nil {
 			return nil, err
 		}
 	}
-	if r.Wall != "" {
-		wall, err := time.Parse(time.RFC3339Nano, r.Wall)
+	if r.Wall != nil {
+		wall, err := time.Parse(time.RFC3339Nano, *r.Wall)
 		if err != nil {
 			return nil, err
 		}
