@@ -1,7 +1,6 @@
 package jetstream
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -257,11 +256,17 @@ const MaxMessageEvents = 100_000
 // (a single event without a newline is one line). Every event is parsed
 // strictly (events.ParseJSON): shape, hash.
 func DecodeEvents(b []byte) ([]*events.Event, error) {
+	// The message is in memory: lines are cut from it in place (a
+	// bufio.Scanner would allocate its buffer for every message).
 	var out []*events.Event
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 64<<10), events.MaxValueBytes*2)
-	for line := 1; sc.Scan(); line++ {
-		l := bytes.TrimSpace(sc.Bytes())
+	for line := 1; len(b) > 0; line++ {
+		l := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			l, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		l = bytes.TrimSpace(l)
 		if len(l) == 0 {
 			continue
 		}
@@ -273,9 +278,6 @@ func DecodeEvents(b []byte) ([]*events.Event, error) {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
 		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no event in the message")

@@ -296,7 +296,7 @@ func TestApplierReplacesAConsumerLeftUnacknowledged(t *testing.T) {
 
 // simEvents has a simulated site, in memory, make 20 events of project
 // design: its creation, then 19 writes cycling over that many paths.
-func simEvents(t *testing.T, seed int64, paths int) (*projections.Site, []*events.Event) {
+func simEvents(t testing.TB, seed int64, paths int) (*projections.Site, []*events.Event) {
 	t.Helper()
 	ctx := context.Background()
 	sim, err := projections.NewSite(projections.SiteConfig{ID: "sim", Storage: projections.NewMemory(), Rand: rand.New(rand.NewSource(seed))})
@@ -312,4 +312,39 @@ func simEvents(t *testing.T, seed int64, paths int) (*projections.Site, []*event
 		return r.ScanEvents(events.Position{}, func(e *events.Event) error { evs = append(evs, e); return nil })
 	})
 	return sim, evs
+}
+
+// FuzzDecodeEvents: whatever a peer sends, decoding never panics, and what
+// it accepts is one strictly parsed event per non-blank line.
+func FuzzDecodeEvents(f *testing.F) {
+	_, evs := simEvents(f, 1, 3)
+	var all []byte
+	for _, e := range evs[:3] {
+		b, _ := json.Marshal(e)
+		all = append(append(all, b...), '\n')
+	}
+	f.Add(all)
+	f.Add(all[:len(all)/2])
+	f.Add([]byte("\n\n  \n"))
+	f.Add([]byte(`{"id":"x"}` + "\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := jetstream.DecodeEvents(b)
+		if err != nil {
+			return
+		}
+		lines := 0
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if len(bytes.TrimSpace(l)) > 0 {
+				lines++
+			}
+		}
+		if len(got) != lines {
+			t.Fatalf("%d events from %d lines", len(got), lines)
+		}
+		for _, e := range got {
+			if err := e.Validate(); err != nil {
+				t.Fatalf("accepted an invalid event: %v", err)
+			}
+		}
+	})
 }
