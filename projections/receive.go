@@ -95,7 +95,7 @@ func describeDep(dep string) string {
 
 // missingDep returns the first thing e depends on that tx lacks: its site's
 // previous event, then its parents ("" when it can be appended).
-func missingDep(r Reader, e *events.Event) (string, error) {
+func missingDep(r Reader, e *events.Event, event func(ulid.ULID) (*events.Event, error)) (string, error) {
 	head, err := r.Head(e.Site)
 	if err != nil {
 		return "", err
@@ -104,7 +104,7 @@ func missingDep(r Reader, e *events.Event) (string, error) {
 		return seqDep(e.Site, head.Seq+1), nil
 	}
 	for _, p := range e.Parents {
-		have, err := r.Event(p)
+		have, err := event(p)
 		if err != nil {
 			return "", err
 		}
@@ -164,10 +164,10 @@ func (s *Site) receiverFlags(e *events.Event, now time.Time, record bool) []Skew
 
 // ancestorFlag flags an event whose wall time is earlier than one of its
 // parents' by more than SkewTolerance.
-func ancestorFlag(r Reader, e *events.Event) (*SkewFlag, error) {
+func ancestorFlag(e *events.Event, event func(ulid.ULID) (*events.Event, error)) (*SkewFlag, error) {
 	var latest time.Time
 	for _, p := range e.Parents {
-		pe, err := r.Event(p)
+		pe, err := event(p)
 		if err != nil {
 			return nil, err
 		}
@@ -212,6 +212,27 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 	queue := append([]*events.Event(nil), evs...)
 	held := map[ulid.ULID]bool{}
 	appliedNow := map[ulid.ULID]bool{} // an event both delivered and woken counts once
+	// known memoizes the log's events this batch reads or appends (parents
+	// are read for their presence and again for their wall time); absence
+	// is not memoized, since an event may be appended later in the batch.
+	known := map[ulid.ULID]*events.Event{}
+	event := func(id ulid.ULID) (*events.Event, error) {
+		if e, ok := known[id]; ok {
+			return e, nil
+		}
+		e, err := tx.Event(id)
+		if e != nil {
+			known[id] = e
+		}
+		return e, err
+	}
+	// With an empty causal buffer, nothing can wake until this batch holds
+	// something: the lookups for waiting events are skipped until then.
+	pending, err := tx.PendingCount()
+	if err != nil {
+		return nil, err
+	}
+	mayWake := pending > 0
 	for len(queue) > 0 {
 		e := queue[0]
 		queue = queue[1:]
@@ -226,7 +247,7 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 			refuse(err)
 			continue
 		}
-		have, err := tx.Event(e.ID)
+		have, err := event(e.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +257,7 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 			}
 			continue
 		}
-		dep, err := missingDep(tx, e)
+		dep, err := missingDep(tx, e, event)
 		if err != nil {
 			return nil, err
 		}
@@ -244,13 +265,14 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 			if err := tx.HoldPending(e, dep); err != nil {
 				return nil, err
 			}
+			mayWake = true
 			if !held[e.ID] {
 				held[e.ID] = true
 				rc.Held = append(rc.Held, Held{Event: e.ID, Site: e.Site, Seq: e.Seq, WaitingFor: describeDep(dep)})
 			}
 			continue
 		}
-		flag, err := ancestorFlag(tx, e)
+		flag, err := ancestorFlag(e, event)
 		if err != nil {
 			return nil, err
 		}
@@ -269,6 +291,7 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 		}
 		rc.Applied = append(rc.Applied, e)
 		appliedNow[e.ID] = true
+		known[e.ID] = e
 		if held[e.ID] { // held earlier in this batch, applied now
 			rc.Held = removeHeld(rc.Held, e.ID)
 		}
@@ -277,6 +300,9 @@ func (s *Site) receive(tx Tx, evs []*events.Event, now time.Time, record bool) (
 		}
 		if e.Site != s.id {
 			rc.Flags = append(rc.Flags, s.receiverFlags(e, now, record)...)
+		}
+		if !mayWake {
+			continue
 		}
 		for _, dep := range []string{parentDep(e.ID), seqDep(e.Site, e.Seq)} {
 			woken, err := tx.TakePending(dep)

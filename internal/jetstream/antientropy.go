@@ -185,11 +185,7 @@ func (r *Responder) events(m *nats.Msg) {
 	budget := int(r.nc.MaxPayload() / 2)
 	var buf bytes.Buffer
 	for i, e := range evs {
-		b, err := json.Marshal(e)
-		if err != nil {
-			r.fail(m, err)
-			return
-		}
+		b := e.AppendJSON(nil)
 		if i > 0 && buf.Len()+len(b)+1 > budget {
 			break
 		}

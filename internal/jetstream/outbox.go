@@ -2,7 +2,6 @@ package jetstream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -244,11 +243,7 @@ func (o *Outbox) run(ctx context.Context) error {
 func (o *Outbox) publish(ctx context.Context, batch []events.Committed) (uint64, error) {
 	futures := make([]natsjs.PubAckFuture, 0, len(batch))
 	for _, c := range batch {
-		payload, err := json.Marshal(c.Event)
-		if err != nil {
-			return 0, err
-		}
-		msg := &nats.Msg{Subject: EventSubject(o.site, c.Event.Project), Data: payload, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: EventSubject(o.site, c.Event.Project), Data: c.Event.AppendJSON(nil), Header: nats.Header{}}
 		msg.Header.Set(HeaderCommit, strconv.FormatUint(c.Seq, 10))
 		for {
 			f, err := o.js.PublishMsgAsync(msg, natsjs.WithMsgID(c.Event.ID.String()), natsjs.WithExpectLastSequence(c.Seq-1))
