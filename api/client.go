@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,11 +19,19 @@ type Client struct {
 	BaseURL string // e.g. http://127.0.0.1:8080
 	Token   string // API key
 	HTTP    *http.Client
+	// Retries is how many times a request refused with 429 is sent again,
+	// after the Retry-After the site gave (at most MaxRetryWait). Only
+	// requests whose body can be sent again are (a refused request changed
+	// nothing). NewClient sets 3.
+	Retries int
 }
+
+// MaxRetryWait bounds the wait before a retry, whatever Retry-After says.
+const MaxRetryWait = 30 * time.Second
 
 // NewClient returns a client of the site at base.
 func NewClient(base, token string) *Client {
-	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}, Retries: 3}
 }
 
 // ClientError is a refusal by the site: its status and problem detail.
@@ -60,6 +69,23 @@ func (c *Client) Do(ctx context.Context, method, path string, q url.Values, cont
 		req.Header.Set("Content-Type", contentType)
 	}
 	res, err := c.HTTP.Do(req)
+	for attempt := 0; err == nil && res.StatusCode == http.StatusTooManyRequests && attempt < c.Retries &&
+		(req.Body == nil || req.GetBody != nil); attempt++ {
+		wait := retryAfter(res.Header.Get("Retry-After"))
+		io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20))
+		res.Body.Close()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		if req.GetBody != nil {
+			if req.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		res, err = c.HTTP.Do(req)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the site at %s: %w", c.BaseURL, err)
 	}
@@ -230,4 +256,14 @@ func (c *Client) SecurityLog(ctx context.Context, after uint64, limit int) ([]Se
 		return nil, nil, err
 	}
 	return page.Records, page.Next, nil
+}
+
+// retryAfter reads a Retry-After of delay-seconds (what the site sends):
+// 1 s when absent or unreadable, at most MaxRetryWait.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(h))
+	if err != nil || n < 1 {
+		return time.Second
+	}
+	return min(time.Duration(n)*time.Second, MaxRetryWait)
 }
