@@ -29,12 +29,14 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# Benchmarks print each figure beside the raw ceiling measured in the same run.
+# Benchmarks print each figure beside the raw ceiling measured in the same run;
+# benchreport turns bench.txt into bench/REPORT.md and the plot bench/sizes.svg.
 # The load benchmark drives the site with hey (installed into bin/).
 HEY_VERSION ?= v0.1.5
 bench:
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/rakyll/hey@$(HEY_VERSION)
 	DSS_REQUIRE_HEY=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/dss-sync/ | tee bench.txt
+	$(GO) run ./cmd/benchreport bench.txt
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).
 fuzz:
