@@ -49,6 +49,9 @@ fuzz:
 soak:
 	$(GO) test -count=1 -timeout 60m -run 'TestConvergence' ./projections/ -sim.seeds=5000
 	$(GO) test -count=1 -timeout 60m -run 'TestRandomizedFaults' ./cmd/dss-sync/ -faults.seeds=500
+	@for seed in 1 2 3 4 5; do \
+	  out=$$($(GO) test -count=1 -timeout 30m -run 'TestFaultDrill' -v ./cmd/dss-sync/ -drill.seed=$$seed -drill.steps=80 2>&1) || { echo "$$out" | tail -n 100; exit 1; }; \
+	  echo "$$out" | grep 'DRILL seed='; done
 
 # Fails when go mod tidy or gofmt would change anything.
 check-clean:
