@@ -316,6 +316,15 @@ func Report(w io.Writer, r *Run, m Meta) {
 	fmt.Fprintln(w)
 
 	// Headline and below target first: what a reader wants.
+	if hs := headlines(r); len(hs) > 0 {
+		fmt.Fprintln(w, "## Against the seed system")
+		fmt.Fprintln(w)
+		for _, h := range hs {
+			fmt.Fprintf(w, "- %s\n", h)
+		}
+		fmt.Fprintln(w)
+	}
+
 	fmt.Fprintln(w, "## Below target")
 	fmt.Fprintln(w)
 	var below, missing []string
@@ -389,6 +398,37 @@ func Report(w io.Writer, r *Run, m Meta) {
 			fmt.Fprintf(w, "| %s | %s | %s |\n", b, u, num(r.Bench[b][u]))
 		}
 	}
+}
+
+// headlines compare the run with the seed system's published figures, as
+// "export 10k: 0.13 s vs seed 5-10 s: 38-76x faster".
+func headlines(r *Run) []string {
+	var out []string
+	for _, h := range []struct {
+		what, bench, unit string
+		seed              seed
+		heap              string // the sweep's heap metric at 10k, if any
+	}{
+		{"export 10k (.dss)", "Archives10k", "export-ms", seed{5, 10, 200}, "export"},
+		{"DTCG export 10k", "Archives10k", "export-dtcg-ms", seed{5, 10, 200}, "export-dtcg"},
+		{"import 10k", "Archives10k", "import-ms", seed{8, 15, 250}, "import"},
+		{"merge 5k+3k", "Merge", "merge-ms", seed{3, 5, 150}, ""},
+		{"analysis (dry run) 10k", "Archives10k", "dry-run-ms", seed{1, 2, 0}, "dry-run"},
+	} {
+		v, ok := r.Get(h.bench, h.unit)
+		if !ok {
+			continue
+		}
+		line := fmt.Sprintf("%s: %s s vs seed %g-%g s: %s", h.what, num(v/1000), h.seed.lo, h.seed.hi, h.seed.versus(v/1000))
+		if m, ok := sizeHeap(r, h.heap, "10k"); ok && h.heap != "" {
+			line += fmt.Sprintf("; heap added %s MiB", num(m))
+			if h.seed.mb > 0 {
+				line += fmt.Sprintf(" vs seed %g MB", h.seed.mb)
+			}
+		}
+		out = append(out, line)
+	}
+	return out
 }
 
 func orDash(s string) string {
