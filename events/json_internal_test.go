@@ -13,8 +13,7 @@ import (
 // referenceEvent is the contract's shape as encoding/json reads it: the
 // reference the one-pass parser is checked against.
 type referenceEvent struct {
-	ID *string `json:"id"` // present but empty is no id: refused
-
+	ID       string          `json:"id"` // "" is no id, as in the parser (Validate refuses it)
 	Project  string          `json:"project"`
 	Site     string          `json:"site"`
 	Seq      uint64          `json:"seq"`
@@ -58,8 +57,8 @@ func referenceParse(b []byte) (*Event, error) {
 	}
 	e := &Event{Project: r.Project, Site: r.Site, Seq: r.Seq, Lamport: r.Lamport, Actor: r.Actor,
 		Type: Type(r.Type), Entity: r.Entity, Path: r.Path}
-	if r.ID != nil {
-		if e.ID, err = ulid.ParseStrict(*r.ID); err != nil {
+	if r.ID != "" {
+		if e.ID, err = ulid.ParseStrict(r.ID); err != nil {
 			return nil, err
 		}
 	}
