@@ -552,14 +552,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	m := &Main{Config: *cfg, Logger: newLogger(stderr, cfg.LogLevel, cfg.LogFormat), Stdout: stdout}
-	if err := m.Open(ctx); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	// Signals are caught before Open logs "dss-sync serving": a SIGHUP or
+	// SIGTERM sent as soon as that line appears must not meet the default
+	// action, which kills the process without closing the store. One that
+	// arrives during Open is acted on once Open returns.
+	sigCtx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	ctx = sigCtx
 	var serveErr error
 	for serving := true; serving; {
 		select {
