@@ -1,6 +1,10 @@
 # dss-sync. `make run` starts a site on the embedded defaults; `make test`
 # runs every test. See README.md.
 
+# bash with pipefail: a benchmark that fails must fail `make bench`, not be
+# hidden by the tee after it.
+SHELL    := bash
+.SHELLFLAGS := -o pipefail -c
 GO       ?= go
 BIN      := bin/dss-sync
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -30,12 +34,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Benchmarks print each figure beside the raw ceiling measured in the same run;
-# benchreport turns bench.txt into bench/REPORT.md and the plot bench/sizes.svg.
+# the other packages' micro-benchmarks follow; benchreport turns bench.txt
+# into bench/REPORT.md and the plot bench/sizes.svg.
 # The load benchmark drives the site with hey (installed into bin/).
 HEY_VERSION ?= v0.1.5
 bench:
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/rakyll/hey@$(HEY_VERSION)
 	DSS_REQUIRE_HEY=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/dss-sync/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 10m $$($(GO) list ./... | grep -v /cmd/dss-sync$$) | tee -a bench.txt
 	$(GO) run ./cmd/benchreport bench.txt
 
 # Every fuzz target for FUZZTIME each (go test -fuzz takes one target at a time).

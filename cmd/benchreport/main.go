@@ -1,5 +1,6 @@
 // Command benchreport reads the output of `go test -bench` over
-// ./cmd/dss-sync (as `make bench` writes it to bench.txt) and writes
+// ./cmd/dss-sync, followed by that of the other packages' micro-benchmarks
+// (as `make bench` writes them to bench.txt), and writes
 // bench/REPORT.md, each figure beside the raw ceiling measured in the same
 // run, the seed system's published figure and the targets of the issues,
 // and bench/sizes.svg, throughput and latency of the archive operations
@@ -24,15 +25,22 @@ import (
 	"time"
 )
 
-// Run is one `go test -bench` output: its header and, per benchmark (name
-// without the -GOMAXPROCS suffix), its metrics by unit.
+// MainPkg is the package whose benchmarks are the report's figures; the
+// benchmarks of other packages are listed as micro-benchmarks.
+const MainPkg = "github.com/dss-sync/dss-sync/cmd/dss-sync"
+
+// Run is one `go test -bench` output, of one package or several in a row:
+// its header and, per benchmark (name without the -GOMAXPROCS suffix), its
+// metrics by unit and the package it belongs to.
 type Run struct {
-	CPU, GOOS, GOARCH, Pkg string
-	Procs                  int     // the -N suffix of the benchmark names
-	Elapsed                float64 // seconds, from the final "ok" line
-	Order                  []string
-	Bench                  map[string]map[string]float64
-	Notes                  []string // other lines the benchmarks printed (e.g. "load: ...")
+	CPU, GOOS, GOARCH string
+	Procs             int     // the -N suffix of the benchmark names
+	Elapsed           float64 // seconds the MainPkg benchmark process ran, from its "ok" line
+	OtherElapsed      float64 // seconds the other packages' benchmark processes ran, together
+	Order             []string
+	Bench             map[string]map[string]float64
+	Pkg               map[string]string // benchmark -> its package
+	Notes             []string          // other lines the benchmarks printed (e.g. "load: ...")
 }
 
 // Get returns a metric and whether the run has it.
@@ -43,7 +51,8 @@ func (r *Run) Get(bench, unit string) (float64, bool) {
 
 // Parse reads `go test -bench` output. Lines it does not know are skipped.
 func Parse(in io.Reader) (*Run, error) {
-	r := &Run{Bench: map[string]map[string]float64{}}
+	r := &Run{Bench: map[string]map[string]float64{}, Pkg: map[string]string{}}
+	pkg := ""
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -56,16 +65,20 @@ func Parse(in io.Reader) (*Run, error) {
 		case strings.HasPrefix(line, "goarch:"):
 			r.GOARCH = strings.TrimSpace(strings.TrimPrefix(line, "goarch:"))
 		case strings.HasPrefix(line, "pkg:"):
-			r.Pkg = strings.TrimSpace(strings.TrimPrefix(line, "pkg:"))
+			pkg = strings.TrimSpace(strings.TrimPrefix(line, "pkg:"))
 		case strings.HasPrefix(line, "ok ") || strings.HasPrefix(line, "ok\t"):
 			f := strings.Fields(line)
 			if len(f) >= 3 {
 				if d, err := time.ParseDuration(f[2]); err == nil {
-					r.Elapsed = d.Seconds()
+					if f[1] == MainPkg {
+						r.Elapsed = d.Seconds()
+					} else {
+						r.OtherElapsed += d.Seconds()
+					}
 				}
 			}
 		case strings.HasPrefix(line, "Benchmark"):
-			if err := r.parseBench(line); err != nil {
+			if err := r.parseBench(line, pkg); err != nil {
 				return nil, err
 			}
 		case strings.HasPrefix(line, "load:"):
@@ -75,7 +88,7 @@ func Parse(in io.Reader) (*Run, error) {
 	return r, sc.Err()
 }
 
-func (r *Run) parseBench(line string) error {
+func (r *Run) parseBench(line, pkg string) error {
 	f := strings.Fields(line)
 	if len(f) < 2 {
 		return nil // "BenchmarkX" alone: a benchmark that printed before its result
@@ -91,8 +104,14 @@ func (r *Run) parseBench(line string) error {
 		}
 	}
 	name = strings.TrimPrefix(name, "Benchmark")
+	if pkg != "" && pkg != MainPkg {
+		// Another package's benchmark: named with its package, so that
+		// it cannot be taken for one of the report's figures.
+		name = strings.TrimPrefix(pkg, "github.com/dss-sync/dss-sync/") + "." + name
+	}
 	m := r.Bench[name]
 	if m == nil {
+		r.Pkg[name] = pkg
 		m = map[string]float64{}
 		r.Bench[name] = m
 		r.Order = append(r.Order, name)
@@ -174,6 +193,24 @@ func num(v float64) string {
 		return fmt.Sprintf("%.2f", v)
 	default:
 		return fmt.Sprintf("%.3g", v)
+	}
+}
+
+// count prints a whole number with thousands separators.
+func count(v float64) string { return addCommas(fmt.Sprintf("%.0f", v)) }
+
+// perOp prints a time per operation given in nanoseconds, in the unit that
+// suits it.
+func perOp(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return num(ns/1e9) + " s"
+	case ns >= 1e6:
+		return num(ns/1e6) + " ms"
+	case ns >= 1e3:
+		return num(ns/1e3) + " µs"
+	default:
+		return num(ns) + " ns"
 	}
 }
 
@@ -300,13 +337,16 @@ func sizeHeap(r *Run, prefix, label string) (float64, bool) {
 func Report(w io.Writer, r *Run, m Meta) {
 	fmt.Fprintln(w, "# dss-sync benchmark report")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Generated by `make bench` (`go run ./cmd/benchreport %s`). Every benchmark of ./cmd/dss-sync ran once (`-benchtime 1x`) in one `go test` process; each figure stands beside the raw ceiling measured in the same run.\n\n", m.Source)
+	fmt.Fprintf(w, "Generated by `make bench` (`go run ./cmd/benchreport %s`). Every benchmark of ./cmd/dss-sync ran once (`-benchtime 1x`) in one `go test` process; each figure stands beside the raw ceiling measured in the same run. The other packages' benchmarks follow, under Micro-benchmarks.\n\n", m.Source)
 	fmt.Fprintf(w, "- machine: %s, %s/%s, GOMAXPROCS %d, %d cores\n", orDash(r.CPU), orDash(r.GOOS), orDash(r.GOARCH), r.Procs, m.Cores)
 	fmt.Fprintf(w, "- Go: %s\n", m.GoVersion)
 	fmt.Fprintf(w, "- date: %s\n", m.Date)
 	fmt.Fprintf(w, "- commit: %s\n", m.Commit)
 	if r.Elapsed > 0 {
 		fmt.Fprintf(w, "- benchmark process run: %.0f s\n", r.Elapsed)
+	}
+	if r.OtherElapsed > 0 {
+		fmt.Fprintf(w, "- micro-benchmarks of the other packages: %.0f s\n", r.OtherElapsed)
 	}
 	if m.Note != "" {
 		fmt.Fprintf(w, "- note: %s\n", m.Note)
@@ -375,6 +415,8 @@ func Report(w io.Writer, r *Run, m Meta) {
 
 	writeSizes(w, r)
 
+	writeMicro(w, r)
+
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w, "## Benchmark notes")
 		fmt.Fprintln(w)
@@ -398,6 +440,39 @@ func Report(w io.Writer, r *Run, m Meta) {
 			fmt.Fprintf(w, "| %s | %s | %s |\n", b, u, num(r.Bench[b][u]))
 		}
 	}
+}
+
+// writeMicro lists the benchmarks of the packages other than MainPkg: the
+// parsers, codecs and archive code on their own, run with Go's default
+// benchtime and -benchmem, so their figures are per operation.
+func writeMicro(w io.Writer, r *Run) {
+	var names []string
+	for _, b := range r.Order {
+		if p := r.Pkg[b]; p != "" && p != MainPkg {
+			names = append(names, b)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## Micro-benchmarks")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "The benchmarks of the other packages, each on its own (Go's default benchtime, `-benchmem`), with no ceiling beside them: they show where the time of the figures above goes.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| benchmark | time/op | MB/s | bytes/op | allocs/op |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	cell := func(b, unit string, f func(float64) string) string {
+		if v, ok := r.Get(b, unit); ok {
+			return f(v)
+		}
+		return "—"
+	}
+	for _, b := range names {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", b,
+			cell(b, "ns/op", perOp),
+			cell(b, "MB/s", num), cell(b, "B/op", count), cell(b, "allocs/op", count))
+	}
+	fmt.Fprintln(w)
 }
 
 // headlines compare the run with the seed system's published figures, as

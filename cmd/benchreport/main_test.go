@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,17 @@ BenchmarkImport1MJob-2       	       1	65501827952 ns/op	        65.50 import-1M
 load: paced 9576 GET/s p99 13.3ms
 PASS
 ok  	github.com/dss-sync/dss-sync/cmd/dss-sync	179.253s
+goos: linux
+goarch: amd64
+pkg: github.com/dss-sync/dss-sync/events
+cpu: Test CPU 9000             
+BenchmarkParseJSON-2    	  471242	      2523 ns/op	 194.19 MB/s	    1072 B/op	      39 allocs/op
+PASS
+ok  	github.com/dss-sync/dss-sync/events	2.389s
+pkg: github.com/dss-sync/dss-sync/internal/archive
+BenchmarkExport10k/dss-2            	      10	 108976894 ns/op	43613614 B/op	  685134 allocs/op
+BenchmarkMerge-2 	 10	 5000 ns/op
+ok  	github.com/dss-sync/dss-sync/internal/archive	5.272s
 `
 
 func parseSample(t *testing.T) *Run {
@@ -41,10 +53,13 @@ func TestParse(t *testing.T) {
 	if r.CPU != "Test CPU 9000" || r.GOOS != "linux" || r.GOARCH != "amd64" || r.Procs != 2 {
 		t.Errorf("header: %+v", r)
 	}
-	if r.Elapsed != 179.253 {
-		t.Errorf("elapsed %v", r.Elapsed)
+	if r.Elapsed != 179.253 || math.Abs(r.OtherElapsed-7.661) > 1e-9 {
+		t.Errorf("elapsed %v, others %v", r.Elapsed, r.OtherElapsed)
 	}
-	want := []string{"PutHTTP", "AppendVsRaw", "Merge", "Archives10k", "ArchivesBySize", "Import1MJob"}
+	// Other packages' benchmarks are named with their package: the
+	// archive package's Merge is not the report's Merge.
+	want := []string{"PutHTTP", "AppendVsRaw", "Merge", "Archives10k", "ArchivesBySize", "Import1MJob",
+		"events.ParseJSON", "internal/archive.Export10k/dss", "internal/archive.Merge"}
 	if strings.Join(r.Order, ",") != strings.Join(want, ",") {
 		t.Errorf("order %v, want %v", r.Order, want)
 	}
@@ -54,7 +69,8 @@ func TestParse(t *testing.T) {
 	}{
 		{"PutHTTP", "puts/s", 3915}, {"PutHTTP", "ns/op", 3005529426}, {"Merge", "us/incoming-event", 45},
 		{"ArchivesBySize", "export-ms@100k", 2238}, {"ArchivesBySize", "export-heap-MiB@10k", 72.11},
-		{"Import1MJob", "import-1M-s", 65.5},
+		{"Import1MJob", "import-1M-s", 65.5}, {"Merge", "merge-ms", 40},
+		{"events.ParseJSON", "allocs/op", 39}, {"internal/archive.Merge", "ns/op", 5000},
 	} {
 		if v, ok := r.Get(c.bench, c.unit); !ok || v != c.v {
 			t.Errorf("%s %s = %v %v, want %v", c.bench, c.unit, v, ok, c.v)
@@ -132,6 +148,11 @@ func TestReport(t *testing.T) {
 		"| import † | 1M | 65.5 s | 15,267 | 240 MiB RSS | 6.6x for 10x tokens |",
 		"![throughput and latency against size](sizes.svg)",
 		"| ArchivesBySize | export-ms@1M | 40,000 |",
+		// the other packages, per operation
+		"- micro-benchmarks of the other packages: 8 s",
+		"## Micro-benchmarks",
+		"| events.ParseJSON | 2.52 µs | 194 | 1,072 | 39 |",
+		"| internal/archive.Export10k/dss | 109 ms | — | 43,613,614 | 685,134 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
