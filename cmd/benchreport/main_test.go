@@ -23,6 +23,7 @@ BenchmarkArchives10k-2       	       1	4837929496 ns/op	      1293 archive-KiB	 
 BenchmarkArchivesBySize
 BenchmarkArchivesBySize-2    	       1	28741477756 ns/op	       3875 dry-run-ms@100k	       381.3 dry-run-ms@10k	       2238 export-ms@100k	       128.1 export-ms@10k	        72.11 export-heap-MiB@10k	       9936 import-ms@100k	       654.4 import-ms@10k	  40000 export-ms@1M
 BenchmarkImport1MJob-2       	       1	65501827952 ns/op	        65.50 import-1M-s	       239.5 server-peak-rss-MiB	     15267 tokens/s
+BenchmarkLoadHey-2   	       1	27755607968 ns/op	         0 GET-errors	         3.400 GET-p50-ms	        13.90 GET-p99-ms	     12644 GET/s	         0 PUT-errors	        13.00 PUT-p99-ms	      1497 PUT/s	         0 paced-GET-errors	         8.800 paced-GET-p99-ms	     10348 paced-GET/s	0.5 paced-GET-p50-ms
 load: paced 9576 GET/s p99 13.3ms
 PASS
 ok  	github.com/dss-sync/dss-sync/cmd/dss-sync	179.253s
@@ -58,7 +59,7 @@ func TestParse(t *testing.T) {
 	}
 	// Other packages' benchmarks are named with their package: the
 	// archive package's Merge is not the report's Merge.
-	want := []string{"PutHTTP", "AppendVsRaw", "Merge", "Archives10k", "ArchivesBySize", "Import1MJob",
+	want := []string{"PutHTTP", "AppendVsRaw", "Merge", "Archives10k", "ArchivesBySize", "Import1MJob", "LoadHey",
 		"events.ParseJSON", "internal/archive.Export10k/dss", "internal/archive.Merge"}
 	if strings.Join(r.Order, ",") != strings.Join(want, ",") {
 		t.Errorf("order %v, want %v", r.Order, want)
@@ -110,6 +111,8 @@ func TestTargets(t *testing.T) {
 		"DTCG export 10k":                      "met",
 		"import 1M (job), server peak RSS":     "met",
 		"rebuild of 1M events":                 "missing",
+		"paced GET throughput":                 "met",
+		"paced GET p99":                        "met",
 	} {
 		if got[what] != want {
 			t.Errorf("%s: %s, want %s", what, got[what], want)
@@ -148,6 +151,9 @@ func TestReport(t *testing.T) {
 		"| import † | 1M | 65.5 s | 15,267 | 240 MiB RSS | 6.6x for 10x tokens |",
 		"![throughput and latency against size](sizes.svg)",
 		"| ArchivesBySize | export-ms@1M | 40,000 |",
+		// load: rate, latencies and errors
+		"| paced GET | 10,348/s, p50 0.5 ms, p99 8.80 ms, 0 errors |",
+		"| mixed: PUT | 1,497/s, p99 13.0 ms, 0 errors |",
 		// the other packages, per operation
 		"- micro-benchmarks of the other packages: 8 s",
 		"## Micro-benchmarks",

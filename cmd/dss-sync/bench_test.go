@@ -526,6 +526,14 @@ func benchSeed(b *testing.B, m *Main, n int) {
 	if _, err := m.Site.CreateProject(ctx, "design", "Design", "bench"); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := m.Site.Apply(ctx, "design", "bench", seedChanges(n)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// seedChanges are benchSeed's changes: n tokens, every tenth an alias of
+// another, and 50 components using them.
+func seedChanges(n int) []projections.Change {
 	cs := tokenChanges(n, "t")
 	for i := 0; i < n/10; i++ {
 		cs[i*10+9].Data = json.RawMessage(fmt.Sprintf(`{"$value":"{%s}"}`, cs[i*10].Path))
@@ -534,9 +542,7 @@ func benchSeed(b *testing.B, m *Main, n int) {
 		cs = append(cs, projections.Change{Kind: "component", Path: fmt.Sprintf("C%02d", i),
 			Data: json.RawMessage(fmt.Sprintf(`{"description":"component %d","tokens":[%q]}`, i, cs[i].Path))})
 	}
-	if _, err := m.Site.Apply(ctx, "design", "bench", cs); err != nil {
-		b.Fatal(err)
-	}
+	return cs
 }
 
 // clientErrorDetail adds the site's problem document to a refusal, so a

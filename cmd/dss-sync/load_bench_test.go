@@ -2,10 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
-	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,34 +77,86 @@ func runHey(b *testing.B, hey string, d time.Duration, args ...string) heyResult
 	return r
 }
 
-// BenchmarkLoadHey drives a real site (HTTP, Pebble, JetStream) on this
-// machine with hey, rate limits off, as for a trusted load: first 10,000
-// GET/s offered for 10 s (the target: all served, p99 under 10 ms, no
-// errors), then, for 10 s, hey reading one token with 50 connections while
-// another hey writes with 4, as fast as they go.
-func BenchmarkLoadHey(b *testing.B) {
-	hey := heyPath(b)
-	dir := b.TempDir()
-	cfg, err := loadConfig([]string{"--data-dir", filepath.Join(dir, "data"), "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1",
-		"--site", "load", "--rate-limit-ip", "off", "--rate-limit-key", "off"}, env(nil))
+// startToFile runs the binary with args and --http-addr on a free port,
+// its log (one JSON line per request, as an operator runs it) going to a
+// file rather than through a pipe the benchmark would have to read, and
+// waits until /readyz answers 200. It returns the site's base URL; the site
+// is killed when the benchmark ends.
+func startToFile(b *testing.B, logFile, bin string, args ...string) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := &Main{Config: *cfg, Logger: slog.New(slog.DiscardHandler)}
-	if err := m.Open(context.Background()); err != nil {
+	addr := ln.Addr().String()
+	ln.Close()
+	f, err := os.Create(logFile)
+	if err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close(context.Background())
-	key := adminKey(b, cfg.DataDir)
-	benchSeed(b, m, 1000)
+	defer f.Close()
+	cmd := exec.Command(bin, append(args, "--http-addr", addr)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	b.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	base := "http://" + addr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return base
+			}
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logFile)
+			b.Fatalf("dss-sync exited at start:\n%s", log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logFile)
+			b.Fatalf("dss-sync not ready after 30 s:\n%s", log)
+		}
+	}
+}
+
+// BenchmarkLoadHey drives the real binary, as its own process (HTTP,
+// Pebble, JetStream, rate limits off as for a trusted load, its own heap
+// and garbage collector, not the benchmark process's), with hey: first
+// 10,500 GET/s offered for 10 s (the target: at least 10,000 served a
+// second, p99 under 10 ms, no errors), then, for 10 s, hey reading one token with 50 connections
+// while another hey writes with 4, as fast as they go.
+func BenchmarkLoadHey(b *testing.B) {
+	hey := heyPath(b)
+	tmp := b.TempDir()
+	dir := filepath.Join(tmp, "data")
+	base := startToFile(b, filepath.Join(tmp, "site.log"), buildBinary(b), "serve", "--data-dir", dir, "--site", "load",
+		"--nats-listen", "127.0.0.1:-1", "--rate-limit-ip", "off", "--rate-limit-key", "off", "--log-format", "json")
+	key := adminKey(b, dir)
+	if code := call(b, base, key, "POST", "/v1/projects", `{"id":"design","name":"Design"}`, nil); code != 201 {
+		b.Fatalf("create project: %d", code)
+	}
+	body, _ := json.Marshal(map[string]any{"changes": seedChanges(1000)})
+	if code := call(b, base, key, "POST", "/v1/projects/design/changes", string(body), nil); code != 200 {
+		b.Fatalf("seed: %d", code)
+	}
 	auth := "Authorization: Bearer " + key
-	get := m.HTTPURL() + "/v1/projects/design/tokens/t.g042.t00042"
+	get := base + "/v1/projects/design/tokens/t.g042.t00042"
 	const d = 10 * time.Second
 
-	// Phase 1, the target: 10,000 GET/s offered (50 connections at 200/s
-	// each), reads only.
-	paced := runHey(b, hey, d, "-c", "50", "-q", "200", "-H", auth, get)
+	// Phase 1, the target: 10,500 GET/s offered (50 connections at 210/s
+	// each), reads only. hey paces each connection with a ticker that
+	// drops a tick whenever a response comes late, so offering exactly
+	// 10,000/s serves a little under 10,000/s even from a site that keeps
+	// up; 5% more is what it takes to ask for 10,000.
+	paced := runHey(b, hey, d, "-c", "50", "-q", "210", "-H", auth, get)
 	b.ReportMetric(paced.rps, "paced-GET/s")
+	b.ReportMetric(float64(paced.p50.Microseconds())/1000, "paced-GET-p50-ms")
 	b.ReportMetric(float64(paced.p99.Microseconds())/1000, "paced-GET-p99-ms")
 	b.ReportMetric(float64(paced.errors), "paced-GET-errors")
 
@@ -118,7 +171,7 @@ func BenchmarkLoadHey(b *testing.B) {
 	go func() {
 		defer wg.Done()
 		writes = runHey(b, hey, d, "-c", "4", "-m", "PUT", "-T", "application/json", "-H", auth,
-			"-d", `{"$type":"number","$value":1}`, m.HTTPURL()+"/v1/projects/design/tokens/load.w")
+			"-d", `{"$type":"number","$value":1}`, base+"/v1/projects/design/tokens/load.w")
 	}()
 	wg.Wait()
 	b.ReportMetric(reads.rps, "GET/s")
@@ -126,11 +179,12 @@ func BenchmarkLoadHey(b *testing.B) {
 	b.ReportMetric(float64(reads.p99.Microseconds())/1000, "GET-p99-ms")
 	b.ReportMetric(float64(reads.errors), "GET-errors")
 	b.ReportMetric(writes.rps, "PUT/s")
+	b.ReportMetric(float64(writes.p50.Microseconds())/1000, "PUT-p50-ms")
 	b.ReportMetric(float64(writes.p99.Microseconds())/1000, "PUT-p99-ms")
 	b.ReportMetric(float64(writes.errors), "PUT-errors")
 	if paced.errors+reads.errors+writes.errors > 0 {
 		b.Errorf("%d paced GET, %d GET and %d PUT errors", paced.errors, reads.errors, writes.errors)
 	}
-	fmt.Fprintf(os.Stderr, "load: paced %.0f GET/s p99 %v; mixed %.0f GET/s (p50 %v, p99 %v) with %.0f PUT/s (p99 %v)\n",
-		paced.rps, paced.p99, reads.rps, reads.p50, reads.p99, writes.rps, writes.p99)
+	fmt.Fprintf(os.Stderr, "load: paced %.0f GET/s (p50 %v, p99 %v); mixed %.0f GET/s (p50 %v, p99 %v) with %.0f PUT/s (p50 %v, p99 %v)\n",
+		paced.rps, paced.p50, paced.p99, reads.rps, reads.p50, reads.p99, writes.rps, writes.p50, writes.p99)
 }
