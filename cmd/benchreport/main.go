@@ -442,6 +442,18 @@ func Report(w io.Writer, r *Run, m Meta) {
 	}
 }
 
+// section starts a level-2 section: its title, then each block, the last
+// (a table's header) left open for the rows that follow.
+func section(w io.Writer, title string, blocks ...string) {
+	fmt.Fprintf(w, "## %s\n\n", title)
+	for i, b := range blocks {
+		fmt.Fprintln(w, b)
+		if i < len(blocks)-1 {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
 // writeMicro lists the benchmarks of the packages other than MainPkg: the
 // parsers, codecs and archive code on their own, run with Go's default
 // benchtime and -benchmem, so their figures are per operation.
@@ -455,12 +467,9 @@ func writeMicro(w io.Writer, r *Run) {
 	if len(names) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "## Micro-benchmarks")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "The benchmarks of the other packages, each on its own (Go's default benchtime, `-benchmem`), with no ceiling beside them: they show where the time of the figures above goes.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| benchmark | time/op | MB/s | bytes/op | allocs/op |")
-	fmt.Fprintln(w, "|---|---|---|---|---|")
+	section(w, "Micro-benchmarks",
+		"The benchmarks of the other packages, each on its own (Go's default benchtime, `-benchmem`), with no ceiling beside them: they show where the time of the figures above goes.",
+		"| benchmark | time/op | MB/s | bytes/op | allocs/op |\n|---|---|---|---|---|")
 	cell := func(b, unit string, f func(float64) string) string {
 		if v, ok := r.Get(b, unit); ok {
 			return f(v)
@@ -656,14 +665,10 @@ func writeSizes(w io.Writer, r *Run) {
 	if _, ok := r.Bench["ArchivesBySize"]; !ok {
 		return
 	}
-	fmt.Fprintln(w, "## Cost against size")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "BenchmarkArchivesBySize: projects of 10k, 100k and 1M tokens generated with a fixed seed (colors, dimensions, numbers, font families, durations, typography and shadow composites, every tenth token an alias, one component per 1,000 tokens). Median of 3 at 10k, one run above. Memory: peak heap the operation added to the process holding the sites.")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "![throughput and latency against size](sizes.svg)")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| operation | size | time | tokens/s | heap added | growth of time vs previous size |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	section(w, "Cost against size",
+		"BenchmarkArchivesBySize: projects of 10k, 100k and 1M tokens generated with a fixed seed (colors, dimensions, numbers, font families, durations, typography and shadow composites, every tenth token an alias, one component per 1,000 tokens). Median of 3 at 10k, one run above. Memory: peak heap the operation added to the process holding the sites.",
+		"![throughput and latency against size](sizes.svg)",
+		"| operation | size | time | tokens/s | heap added | growth of time vs previous size |\n|---|---|---|---|---|---|")
 	job := false
 	for _, op := range Ops {
 		prev := 0.0
