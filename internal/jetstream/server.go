@@ -83,6 +83,15 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats store dir: %w", err)
 	}
+	if port > 0 {
+		// A fixed port another process holds: say so now. The server
+		// itself would only log it and never become ready.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("nats server: %w", err)
+		}
+		l.Close()
+	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: cfg.Name,
 		Host:       host,
