@@ -15,6 +15,12 @@ import (
 	"github.com/dss-sync/dss-sync/api"
 )
 
+// handedOut are the ports freeAddr returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
 // freeAddr returns a loopback address with a port free a moment ago: sites
 // that name each other as peers need their NATS ports before they start,
 // and keep them across restarts. The port is taken below the kernel's
@@ -31,10 +37,17 @@ func freeAddr(t testing.TB) string {
 			lo, hi = 10000, first-1
 		}
 	}
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo+1)))
+		port := lo + rand.IntN(hi-lo+1)
+		if handedOut.ports[port] {
+			continue // free now, but another site of this process will take it
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if l, err := net.Listen("tcp", addr); err == nil {
 			l.Close()
+			handedOut.ports[port] = true
 			return addr
 		}
 	}
