@@ -83,15 +83,6 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("nats store dir: %w", err)
 	}
-	if port > 0 {
-		// A fixed port another process holds: say so now. The server
-		// itself would only log it and never become ready.
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err != nil {
-			return nil, fmt.Errorf("nats server: %w", err)
-		}
-		l.Close()
-	}
 	ns, err := server.NewServer(&server.Options{
 		ServerName: cfg.Name,
 		Host:       host,
@@ -111,13 +102,27 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	ns.SetLoggerV2(natsLogger{logger.With("component", "nats")}, false, false, false)
+	// A server that cannot start (its port is taken, its store cannot
+	// be opened) only logs why, as fatal, and never becomes ready: that
+	// message ends the wait at once and is the error.
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(natsLogger{l: logger.With("component", "nats"), fatal: fatal}, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("nats server on %s did not start", cfg.Listen)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ns.ReadyForConnections(20 * time.Millisecond) {
+			return &Server{ns: ns}, nil
+		}
+		select {
+		case why := <-fatal:
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats server on %s: %s", cfg.Listen, why)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats server on %s did not start within 10 s", cfg.Listen)
+		}
 	}
-	return &Server{ns: ns}, nil
 }
 
 func nkeyUsers(site string, peers []string) []*server.NkeyUser {
@@ -158,12 +163,23 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// natsLogger adapts slog to nats-server's Logger.
-type natsLogger struct{ l *slog.Logger }
+// natsLogger adapts slog to nats-server's Logger. The first fatal message
+// also goes to fatal, for StartServer.
+type natsLogger struct {
+	l     *slog.Logger
+	fatal chan<- string
+}
 
 func (n natsLogger) Noticef(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.l.Warn(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Fatalf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Errorf(format string, v ...any)  { n.l.Error(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Debugf(format string, v ...any)  { n.l.Debug(fmt.Sprintf(format, v...)) }
-func (n natsLogger) Tracef(format string, v ...any)  {}
+func (n natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	n.l.Error(msg)
+	select {
+	case n.fatal <- msg:
+	default:
+	}
+}
+func (n natsLogger) Errorf(format string, v ...any) { n.l.Error(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Debugf(format string, v ...any) { n.l.Debug(fmt.Sprintf(format, v...)) }
+func (n natsLogger) Tracef(format string, v ...any) {}
