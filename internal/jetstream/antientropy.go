@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/dss-sync/dss-sync/events"
 	"github.com/dss-sync/dss-sync/projections"
@@ -84,7 +85,8 @@ type Responder struct {
 	subs   []*nats.Subscription
 }
 
-// Serve answers anti-entropy requests for site on nc until Close.
+// Serve answers anti-entropy requests for site on nc until Close. When nc
+// is connected, the server has the subscriptions by the time it returns.
 func Serve(nc *nats.Conn, site string, store projections.Storage, logger *slog.Logger) (*Responder, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -99,6 +101,13 @@ func Serve(nc *nats.Conn, site string, store projections.Storage, logger *slog.L
 			return nil, fmt.Errorf("anti-entropy responder: %w", err)
 		}
 		r.subs = append(r.subs, sub)
+	}
+	// A subscription reaches the server asynchronously: flush, so that
+	// once Serve returns a peer's request finds the responder rather than
+	// "no responders". A connection that is down keeps the subscriptions
+	// and sends them when it is back, so that is no reason to fail.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		logger.Warn("anti-entropy responder: subscriptions not yet confirmed by the server", "site", site, "err", err)
 	}
 	return r, nil
 }
