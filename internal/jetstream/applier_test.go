@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,19 @@ func retryUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitClosed waits for ch to close: a runner's Run returning after its
+// context is cancelled. A runner that does not return fails the test with
+// every goroutine's stack, rather than hanging it until the go test timeout.
+func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		buf := make([]byte, 4<<20)
+		t.Fatalf("after 30 s, still waiting for %s; goroutines:\n%s", what, buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -78,7 +92,7 @@ func runInBackground(t *testing.T, ctx context.Context, run func(context.Context
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); waitClosed(t, done, "a runner started in the background to stop") })
 }
 
 // follow makes to apply from's stream, as a peer does.

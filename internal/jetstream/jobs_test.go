@@ -127,7 +127,7 @@ func TestJobsRunAndResume(t *testing.T) {
 		t.Fatalf("atomic job %+v, applied %v", got, c.applied)
 	}
 	stop()
-	<-done
+	waitClosed(t, done, "the first job runner to stop")
 
 	// A runner dies in the middle of a job: another resumes it, applying
 	// each chunk once more at most (the one in flight), never skipping one.
@@ -145,7 +145,7 @@ func TestJobsRunAndResume(t *testing.T) {
 	})
 	stop2()
 	close(c2.block)
-	<-done2
+	waitClosed(t, done2, "the second job runner to stop")
 	// JetStream loses the job's chunks meanwhile: the new runner republishes
 	// them from the job's source.
 	js, _ := natsjs.New(jetstreamtest.Connect(t, srv))

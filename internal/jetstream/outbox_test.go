@@ -32,8 +32,8 @@ func startOutbox(t *testing.T, ctx context.Context, srv *jetstream.Server, store
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { o.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return o, func() { cancel(); <-done }
+	t.Cleanup(func() { cancel(); waitClosed(t, done, "the outbox to stop") })
+	return o, func() { cancel(); waitClosed(t, done, "the outbox to stop") }
 }
 
 func appendN(t *testing.T, store *pebble.Store, chain *eventstest.Chain, n int) {
