@@ -109,7 +109,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	ns.SetLoggerV2(natsLogger{l: logger.With("component", "nats"), fatal: fatal}, false, false, false)
 	go ns.Start()
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if ns.ReadyForConnections(20 * time.Millisecond) {
+		// Over 25 ms, so that nats-server sleeps between its checks
+		// rather than spinning.
+		if ns.ReadyForConnections(100 * time.Millisecond) {
 			return &Server{ns: ns}, nil
 		}
 		select {
