@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dss-sync/dss-sync/events"
@@ -257,6 +258,14 @@ func read(r io.Reader, opt Options, save func(name string, body io.Reader) error
 		}
 		if h.Typeflag != tar.TypeReg {
 			return nil, bad("entry %q is not a regular file", h.Name)
+		}
+		// A PAX GNU sparse entry keeps the regular type while tar.Reader
+		// expands holes its header declares: a few bytes of backup could
+		// stand for terabytes of zeros to hash, and to write on restore.
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return nil, bad("entry %q is a sparse file", h.Name)
+			}
 		}
 		if _, dup := seen[h.Name]; dup {
 			return nil, bad("entry %q twice", h.Name)

@@ -6,9 +6,11 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +166,7 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		}, nil), Options{}, "altered"},
 		{"an untrusted signer", good, Options{TrustKey: "0123456789abcdef"}, "not the trusted"},
 		{"not a tar", []byte("hello"), Options{}, "invalid backup"},
+		{"a sparse file of 100 GB in 3 KB", sparseBackup(t), Options{}, "is a sparse file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Verify(bytes.NewReader(tc.b), tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -184,8 +187,50 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 	}
 }
 
+// sparseBackup is a tar whose one entry, pebble/000001.sst, is a PAX GNU
+// sparse file (format 1.0) of 100 GB, all hole, in 3 KB: tar.Writer cannot
+// write one, so its PAX header is written as a plain entry and retyped.
+func sparseBackup(t testing.TB) []byte {
+	t.Helper()
+	record := func(k, v string) string {
+		r := " " + k + "=" + v + "\n"
+		for n := len(r); ; {
+			s := strconv.Itoa(n) + r
+			if len(s) == n {
+				return s
+			}
+			n = len(s)
+		}
+	}
+	pax := record("GNU.sparse.major", "1") + record("GNU.sparse.minor", "0") +
+		record("GNU.sparse.name", "pebble/000001.sst") + record("GNU.sparse.realsize", "100000000000")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "x", Typeflag: tar.TypeReg, Size: int64(len(pax)), Mode: 0o600, Format: tar.FormatUSTAR}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(pax))
+	tw.Flush()
+	hdr := buf.Bytes()[:512]
+	hdr[156] = tar.TypeXHeader
+	copy(hdr[148:156], "        ") // the checksum counts its own field as spaces
+	sum := 0
+	for _, c := range hdr {
+		sum += int(c)
+	}
+	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	sparseMap := append([]byte("1\n0\n0\n"), make([]byte, 512-6)...) // one data run: offset 0, length 0
+	if err := tw.WriteHeader(&tar.Header{Name: "pebble/000001.sst", Typeflag: tar.TypeReg, Size: int64(len(sparseMap)), Mode: 0o600, Format: tar.FormatUSTAR}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(sparseMap)
+	tw.Close()
+	return buf.Bytes()
+}
+
 func FuzzVerify(f *testing.F) {
 	f.Add(writeBackup(f, 3))
+	f.Add(sparseBackup(f))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Verify(bytes.NewReader(b), Options{})
