@@ -167,14 +167,10 @@ func (s seed) versus(ours float64) string {
 }
 
 func times(x float64) string {
-	switch {
-	case x >= 100:
+	if x >= 10 {
 		return fmt.Sprintf("%.0f", x)
-	case x >= 10:
-		return fmt.Sprintf("%.0f", x)
-	default:
-		return fmt.Sprintf("%.1f", x)
 	}
+	return fmt.Sprintf("%.1f", x)
 }
 
 // num prints a value with a sensible number of digits.
@@ -203,10 +199,8 @@ func count(v float64) string { return addCommas(fmt.Sprintf("%.0f", v)) }
 // suits it.
 func perOp(ns float64) string {
 	switch {
-	case ns >= 1e9:
-		return num(ns/1e9) + " s"
 	case ns >= 1e6:
-		return num(ns/1e6) + " ms"
+		return fmtMS(ns / 1e6)
 	case ns >= 1e3:
 		return num(ns/1e3) + " µs"
 	default:

@@ -590,39 +590,12 @@ func BenchmarkArchives10k(b *testing.B) {
 		dst, keyDst := benchMain(b, b.TempDir(), "lyon")
 		dc := api.NewClient(dst.HTTPURL(), keyDst)
 		t0 := time.Now()
-		res, err := dc.Do(ctx, "POST", "/v1/projects/design/import", url.Values{"dry_run": {"true"}}, "application/zip", bytes.NewReader(archiveBytes))
-		if err != nil {
-			b.Fatal(clientErrorDetail(err))
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
+		benchDryRun(b, dc, archiveBytes)
 		dry = append(dry, time.Since(t0))
 		t0 = time.Now()
-		res, err = dc.Do(ctx, "POST", "/v1/projects/design/import", nil, "application/zip", bytes.NewReader(archiveBytes))
-		if err != nil {
-			b.Fatalf("import: %v", clientErrorDetail(err))
-		}
-		var j api.Job
-		err = json.NewDecoder(res.Body).Decode(&j)
-		res.Body.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.StatusCode == http.StatusAccepted { // a job carries it on: its end is the import's
-			done, err := dst.Jobs.Wait(ctx, j.ID)
-			if err != nil {
-				b.Fatal(err)
-			}
-			j.State, j.Error = string(done.State), done.Error
-		}
+		j := benchImport(b, dst, dc, archiveBytes)
 		imp = append(imp, time.Since(t0))
-		if j.State != "succeeded" {
-			b.Fatalf("import answered %d, job %s: %s", res.StatusCode, j.State, j.Error)
-		}
-		p, err := dst.Site.Project(ctx, "design")
-		if err != nil || p.Counts.Tokens != n {
-			b.Fatalf("after the import: %v, %+v", err, p)
-		}
+		checkImported(b, dst, j, n)
 	}
 	raw := rawJetStream(b, n, 300)
 	b.ReportMetric(float64(median(exp).Microseconds())/1000, "export-ms")
@@ -631,6 +604,57 @@ func BenchmarkArchives10k(b *testing.B) {
 	b.ReportMetric(float64(median(imp).Microseconds())/1000, "import-ms")
 	b.ReportMetric(float64(len(archiveBytes))/1024, "archive-KiB")
 	b.ReportMetric(float64(raw.Microseconds())/1000, "raw-js-10k-msgs-ms")
+}
+
+// benchDryRun posts archive to the import endpoint with dry_run=true and
+// reads the whole answer.
+func benchDryRun(b *testing.B, dc *api.Client, archive []byte) {
+	b.Helper()
+	res, err := dc.Do(context.Background(), "POST", "/v1/projects/design/import", url.Values{"dry_run": {"true"}}, "application/zip", bytes.NewReader(archive))
+	if err != nil {
+		b.Fatal(clientErrorDetail(err))
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+}
+
+// benchImport imports archive into project design of dst over HTTP and,
+// when a job carries the import on, waits for the job: its end is the
+// import's. It returns the job as it ended.
+func benchImport(b *testing.B, dst *Main, dc *api.Client, archive []byte) api.Job {
+	b.Helper()
+	ctx := context.Background()
+	res, err := dc.Do(ctx, "POST", "/v1/projects/design/import", nil, "application/zip", bytes.NewReader(archive))
+	if err != nil {
+		b.Fatalf("import: %v", clientErrorDetail(err))
+	}
+	var j api.Job
+	err = json.NewDecoder(res.Body).Decode(&j)
+	res.Body.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.StatusCode == http.StatusAccepted {
+		done, err := dst.Jobs.Wait(ctx, j.ID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		j.State, j.Error = string(done.State), done.Error
+	}
+	return j
+}
+
+// checkImported fails the benchmark unless the import j succeeded and left
+// project design of dst with n tokens.
+func checkImported(b *testing.B, dst *Main, j api.Job, n int) {
+	b.Helper()
+	if j.State != "succeeded" {
+		b.Fatalf("import of %d tokens: job %s: %s", n, j.State, j.Error)
+	}
+	p, err := dst.Site.Project(context.Background(), "design")
+	if err != nil || p.Counts.Tokens != int64(n) {
+		b.Fatalf("after the import: %v, %+v", err, p)
+	}
 }
 
 // rawJetStream is the ceiling of JetStream on this machine: n messages of

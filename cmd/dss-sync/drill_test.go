@@ -34,7 +34,6 @@ const drillDefaultSeed = 20261122
 // proxy of its own (out[to]).
 type drillSite struct {
 	name, dir, key string
-	natsAddr       string
 	flags          []string
 	out            map[string]*faultnet.Proxy
 	procs          []*proc
@@ -216,27 +215,19 @@ func TestFaultDrill(t *testing.T) {
 	tmp := t.TempDir()
 	names := []string{"paris", "lyon", "nice"}
 	sites := map[string]*drillSite{}
+	natsAddr := map[string]string{}
 	for _, n := range names {
-		sites[n] = &drillSite{name: n, dir: filepath.Join(tmp, n), natsAddr: freeAddr(t), out: map[string]*faultnet.Proxy{}}
+		natsAddr[n] = freeAddr(t)
 	}
+	out, peers := proxyMesh(t, names, natsAddr)
 	for _, n := range names {
-		s := sites[n]
-		s.flags = []string{"--nats-listen", s.natsAddr, "--anti-entropy", "200ms"}
+		s := &drillSite{name: n, dir: filepath.Join(tmp, n), out: out[n]}
+		s.flags = []string{"--nats-listen", natsAddr[n], "--anti-entropy", "200ms"}
 		if n == "nice" {
 			s.flags = append(s.flags, "--clock-offset", "90s")
 		}
-		for _, o := range names {
-			if o == n {
-				continue
-			}
-			p, err := faultnet.Listen("127.0.0.1:0", sites[o].natsAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
-			s.out[o] = p
-			s.flags = append(s.flags, "--peer", "nats://"+p.Addr())
-		}
+		s.flags = append(s.flags, peers[n]...)
+		sites[n] = s
 	}
 	// Registered before any site starts, so it runs after their kills.
 	t.Cleanup(func() {

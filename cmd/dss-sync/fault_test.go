@@ -26,9 +26,8 @@ var (
 // connection to the site to's NATS server.
 type faultSite struct {
 	*testSite
-	natsAddr string
-	out      map[string]*faultnet.Proxy
-	down     bool
+	out  map[string]*faultnet.Proxy
+	down bool
 }
 
 // fastPeers makes cut links heal within a fraction of a second.
@@ -113,29 +112,43 @@ func TestRandomizedFaults(t *testing.T) {
 	t.Logf("%d seeds in %v: %d steps, %d acknowledged writes, %d crashes, %d cuts; all converged", len(seeds), time.Since(start).Round(time.Millisecond), steps, writes, crashes, cuts)
 }
 
+// proxyMesh gives each site of names a TCP proxy to every other site's
+// NATS address, one per direction, so that a test can cut and heal each
+// link on its own: out[n][o] is n's way to o, and peers[n] the --peer flags
+// that send n through its proxies. The proxies close when the test ends.
+func proxyMesh(t testing.TB, names []string, natsAddr map[string]string) (out map[string]map[string]*faultnet.Proxy, peers map[string][]string) {
+	out, peers = map[string]map[string]*faultnet.Proxy{}, map[string][]string{}
+	for _, n := range names {
+		out[n] = map[string]*faultnet.Proxy{}
+		for _, o := range names {
+			if o == n {
+				continue
+			}
+			p, err := faultnet.Listen("127.0.0.1:0", natsAddr[o])
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			out[n][o] = p
+			peers[n] = append(peers[n], "--peer", "nats://"+p.Addr())
+		}
+	}
+	return out, peers
+}
+
 func runFaultSeed(t *testing.T, seed int64) (steps, writes, crashes, cuts int) {
 	rng := rand.New(rand.NewSource(seed))
 	tmp := t.TempDir()
 	names := []string{"a", "b", "c"}
 	sites := map[string]*faultSite{}
+	natsAddr := map[string]string{}
 	for _, n := range names {
-		sites[n] = &faultSite{testSite: &testSite{t: t, name: n, dir: filepath.Join(tmp, n)}, natsAddr: freeAddr(t), out: map[string]*faultnet.Proxy{}}
+		natsAddr[n] = freeAddr(t)
 	}
+	out, peers := proxyMesh(t, names, natsAddr)
 	for _, n := range names {
-		s := sites[n]
-		s.flags = []string{"--nats-listen", s.natsAddr, "--anti-entropy", "100ms"}
-		for _, o := range names {
-			if o == n {
-				continue
-			}
-			p, err := faultnet.Listen("127.0.0.1:0", sites[o].natsAddr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
-			s.out[o] = p
-			s.flags = append(s.flags, "--peer", "nats://"+p.Addr())
-		}
+		sites[n] = &faultSite{testSite: &testSite{t: t, name: n, dir: filepath.Join(tmp, n)}, out: out[n]}
+		sites[n].flags = append([]string{"--nats-listen", natsAddr[n], "--anti-entropy", "100ms"}, peers[n]...)
 	}
 	for _, n := range names {
 		sites[n].open()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -228,12 +227,7 @@ func BenchmarkArchivesBySize(b *testing.B) {
 			dc := api.NewClient(dst.HTTPURL(), keyDst)
 			h := startHeapPeak()
 			t0 := time.Now()
-			res, err := dc.Do(ctx, "POST", "/v1/projects/design/import", url.Values{"dry_run": {"true"}}, "application/zip", bytes.NewReader(archive))
-			if err != nil {
-				b.Fatal(clientErrorDetail(err))
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
+			benchDryRun(b, dc, archive)
 			dry = append(dry, time.Since(t0))
 			dryHeap = max(dryHeap, h.MiB())
 			if n >= 1_000_000 {
@@ -242,32 +236,10 @@ func BenchmarkArchivesBySize(b *testing.B) {
 			}
 			h = startHeapPeak()
 			t0 = time.Now()
-			res, err = dc.Do(ctx, "POST", "/v1/projects/design/import", nil, "application/zip", bytes.NewReader(archive))
-			if err != nil {
-				b.Fatalf("import: %v", clientErrorDetail(err))
-			}
-			var j api.Job
-			err = json.NewDecoder(res.Body).Decode(&j)
-			res.Body.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if res.StatusCode == http.StatusAccepted {
-				done, err := dst.Jobs.Wait(ctx, j.ID)
-				if err != nil {
-					b.Fatal(err)
-				}
-				j.State, j.Error = string(done.State), done.Error
-			}
+			j := benchImport(b, dst, dc, archive)
 			imp = append(imp, time.Since(t0))
 			impHeap = max(impHeap, h.MiB())
-			if j.State != "succeeded" {
-				b.Fatalf("import of %d tokens answered %d, job %s: %s", n, res.StatusCode, j.State, j.Error)
-			}
-			p, err := dst.Site.Project(ctx, "design")
-			if err != nil || p.Counts.Tokens != int64(n) {
-				b.Fatalf("after the import: %v, %+v", err, p)
-			}
+			checkImported(b, dst, j, n)
 			closeDst()
 		}
 		b.ReportMetric(float64(median(dry).Microseconds())/1000, "dry-run-ms"+lab)
