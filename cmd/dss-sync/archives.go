@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -215,6 +216,45 @@ func (a *archives) spool(body io.Reader) (string, int64, error) {
 	return f.Name(), n, nil
 }
 
+// jobParams reads an import job's parameters.
+func jobParams(j *jetstream.Job) (importParams, error) {
+	var p importParams
+	return p, json.Unmarshal(j.Params, &p)
+}
+
+// sweepSpool removes spooled inputs no unfinished job needs: a job's input
+// is removed after its outcome is saved, so a stop between the two leaves
+// the file behind. Called at start-up, before any import is taken.
+func (a *archives) sweepSpool() error {
+	dir := a.m.dataPath("tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	js, err := a.jobs.Unfinished()
+	if err != nil {
+		return err
+	}
+	needed := map[string]bool{}
+	for _, j := range js {
+		if p, err := jobParams(j); err == nil {
+			needed[filepath.Clean(p.File)] = true
+		}
+	}
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		if strings.HasPrefix(e.Name(), "import-") && !needed[path] {
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("sweep spooled input: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // open checks a spooled input.
 func (a *archives) open(path string) (*archive.Report, *archive.Input, func(), error) {
 	f, err := os.Open(path)
@@ -420,13 +460,9 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 		}
 		return evs, items
 	}
-	params := func(j *jetstream.Job) (importParams, error) {
-		var p importParams
-		return p, json.Unmarshal(j.Params, &p)
-	}
 	return jetstream.JobsConfig{
 		Apply: func(ctx context.Context, j *jetstream.Job, chunk []byte, result json.RawMessage) (json.RawMessage, error) {
-			p, err := params(j)
+			p, err := jobParams(j)
 			if err != nil {
 				return nil, err
 			}
@@ -450,7 +486,7 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 			return json.Marshal(sum)
 		},
 		ApplyAll: func(ctx context.Context, j *jetstream.Job, chunks [][]byte) (json.RawMessage, error) {
-			p, err := params(j)
+			p, err := jobParams(j)
 			if err != nil {
 				return nil, err
 			}
@@ -473,7 +509,7 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 			return json.Marshal(sum)
 		},
 		Source: func(j *jetstream.Job) (jetstream.Producer, error) {
-			p, err := params(j)
+			p, err := jobParams(j)
 			if err != nil {
 				return nil, err
 			}
@@ -494,7 +530,7 @@ func (a *archives) jobsConfig() jetstream.JobsConfig {
 		Finish: func(j *jetstream.Job) {
 			a.release(j.ID)
 			a.metrics.importSeconds.WithLabelValues(j.State).Observe(time.Since(j.CreatedAt).Seconds())
-			if p, err := params(j); err == nil && filepath.Dir(p.File) == a.m.dataPath("tmp") {
+			if p, err := jobParams(j); err == nil && filepath.Dir(p.File) == a.m.dataPath("tmp") {
 				os.Remove(p.File)
 			}
 		},

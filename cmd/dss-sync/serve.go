@@ -237,6 +237,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	m.Jobs, m.archives = arch.jobs, arch
+	if err := arch.sweepSpool(); err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(received, skewFlags, syncCollector{m}, healthCollector{m})

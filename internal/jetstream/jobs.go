@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,20 +277,32 @@ func (r *Jobs) Run(ctx context.Context) error {
 	}
 }
 
-// next returns the oldest job not finished.
-func (r *Jobs) next() (*Job, error) {
-	var best *Job
+// Unfinished returns the jobs not yet over (queued or running), oldest
+// first. A job's resources (its spooled input) must outlive it until it is
+// over; anything else may be swept at start-up.
+func (r *Jobs) Unfinished() ([]*Job, error) {
+	var out []*Job
 	err := r.cfg.Store.Scan("", func(_ string, v []byte) error {
 		j := &Job{}
 		if err := json.Unmarshal(v, j); err != nil {
 			return err
 		}
-		if !j.Finished() && (best == nil || j.ID < best.ID) {
-			best = j
+		if !j.Finished() {
+			out = append(out, j)
 		}
 		return nil
 	})
-	return best, err
+	slices.SortFunc(out, func(a, b *Job) int { return strings.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// next returns the oldest job not finished.
+func (r *Jobs) next() (*Job, error) {
+	js, err := r.Unfinished()
+	if err != nil || len(js) == 0 {
+		return nil, err
+	}
+	return js[0], nil
 }
 
 func (r *Jobs) run(ctx context.Context, j *Job) {
